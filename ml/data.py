@@ -1,0 +1,398 @@
+"""Loading Kaggle "Don't call me turkey!" JSON into compact arrays, and Keras-style padding.
+
+The reader streams the file: it decodes one record at a time with the C JSON scanner and turns each
+``audio_embedding`` into a ``uint8`` array at once, so the whole file never exists as Python lists of
+lists (that costs several GB at 100x Kaggle size). Alongside the arrays it keeps one row of scalar
+summary columns per record; :mod:`ml.validation` runs the data rules on that summary table.
+
+Structural problems (unreadable, empty, not JSON, truncated, not a list, an element that is not an
+object, NaN/Infinity literals) raise :class:`~ml.errors.DataError` here, naming the file, the rule and
+the record index. Record-level rules (field types, frame shapes, value ranges, labels) are *measured*
+here and *judged* in :mod:`ml.validation`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml.errors import DataError
+
+MAXLEN = 10
+N_FEATURES = 128
+REQUIRED_FIELDS = (
+    "vid_id",
+    "start_time_seconds_youtube_clip",
+    "end_time_seconds_youtube_clip",
+    "audio_embedding",
+)
+LABEL_FIELD = "is_turkey"
+KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + (LABEL_FIELD,))
+_CHUNK = 1 << 22  # characters read per refill (4 Mi)
+
+SUMMARY_COLUMNS = (
+    "index",
+    "vid_id",
+    "vid_id_ok",
+    "start",
+    "end",
+    "duration",
+    "n_frames",
+    "emb_is_list",
+    "row_len_min",
+    "row_len_max",
+    "n_bad_values",
+    "value_min",
+    "value_max",
+    "frame_mean",
+    "has_label",
+    "label",
+    "label_ok",
+    "missing_fields",
+    "extra_fields",
+)
+
+
+@dataclass
+class Records:
+    """Parsed records: frames stored flat (``frames[offsets[i]:offsets[i+1]]`` is record i)."""
+
+    path: str
+    ids: np.ndarray  # object array of str (repr() for non-string ids)
+    frames: np.ndarray  # (total_frames, 128) uint8; records whose embedding is invalid contribute 0 frames
+    lengths: np.ndarray  # (N,) int32, frames stored per record
+    labels: np.ndarray  # (N,) int8; -1 where missing or invalid
+    summary: dict = field(repr=False, default_factory=dict)  # column -> np.ndarray / list, see SUMMARY_COLUMNS
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        off = np.zeros(len(self.lengths) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=off[1:])
+        return off
+
+    def summary_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({c: self.summary[c] for c in SUMMARY_COLUMNS})
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(name)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_WS = " \t\n\r"
+
+
+class _Stream:
+    """A growing text buffer over a file, with line tracking for error messages."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.fh = open(path, encoding="utf-8-sig", errors="strict", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise DataError(path, "file.readable", f"cannot open file ({exc.strerror or exc})") from None
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+        self.lines_before = 0  # newlines in text already dropped from buf
+
+    def close(self):
+        self.fh.close()
+
+    def refill(self, size: int = _CHUNK) -> bool:
+        if self.eof:
+            return False
+        try:
+            chunk = self.fh.read(size)
+        except UnicodeDecodeError as exc:
+            raise DataError(self.path, "file.utf8", f"file is not UTF-8 text ({exc.reason})") from None
+        except OSError as exc:
+            raise DataError(self.path, "file.readable", f"cannot read file ({exc.strerror or exc})") from None
+        if not chunk:
+            self.eof = True
+            return False
+        if self.pos > _CHUNK:  # drop consumed text so memory stays bounded
+            self.lines_before += self.buf.count("\n", 0, self.pos)
+            self.buf = self.buf[self.pos :]
+            self.pos = 0
+        self.buf += chunk
+        return True
+
+    def skip_ws(self) -> str | None:
+        """Advance past whitespace; return the next character or None at end of file."""
+        while True:
+            buf, n, p = self.buf, len(self.buf), self.pos
+            while p < n and buf[p] in _WS:
+                p += 1
+            self.pos = p
+            if p < n:
+                return buf[p]
+            if not self.refill():
+                return None
+
+    def where(self, p: int | None = None) -> str:
+        p = self.pos if p is None else p
+        line = self.lines_before + self.buf.count("\n", 0, p) + 1
+        col = p - (self.buf.rfind("\n", 0, p) + 1) + 1
+        return f"line {line} column {col}"
+
+
+def iter_raw_records(path):
+    """Yield ``(index, record_object, record_text)`` for each element of the top-level JSON list.
+
+    Raises DataError for any structural problem, naming the record index where one applies.
+    """
+    path = Path(path)
+    s = _Stream(path)
+    try:
+        first = s.skip_ws()
+        if first is None:
+            raise DataError(path, "file.non_empty", "file is empty (expected a JSON list of records)")
+        if first != "[":
+            if first == "{":
+                msg = "top-level JSON value is an object; expected a list of records"
+            elif first in '"-0123456789tfn':
+                msg = "top-level JSON value is not a list; expected a list of records"
+            else:
+                msg = f"not JSON: unexpected character {first!r} at {s.where()}"
+            raise DataError(path, "json.list", msg)
+        s.pos += 1
+        index = 0
+        while True:
+            ch = s.skip_ws()
+            if ch is None:
+                raise DataError(
+                    path, "json.complete", f"truncated JSON: file ends inside the list after {index} record(s)"
+                )
+            if ch == "]" and index == 0:
+                s.pos += 1
+                break
+            while True:
+                try:
+                    obj, end = _DECODER.raw_decode(s.buf, s.pos)
+                    if end >= len(s.buf) and not s.eof and not isinstance(obj, (dict, list)):
+                        raise json.JSONDecodeError("may continue", s.buf, end)  # number cut at a chunk edge
+                    break
+                except json.JSONDecodeError as exc:
+                    if s.refill(max(_CHUNK, len(s.buf))):
+                        continue
+                    if exc.pos >= len(s.buf) - 1 or "Unterminated" in exc.msg:
+                        raise DataError(
+                            path,
+                            "json.complete",
+                            f"truncated JSON: file ends inside record #{index}",
+                            [(index, None)],
+                        ) from None
+                    raise DataError(
+                        path,
+                        "json.syntax",
+                        f"invalid JSON in record #{index} at {s.where(exc.pos)}: {exc.msg}",
+                        [(index, None)],
+                    ) from None
+                except _NonFinite as exc:
+                    raise DataError(
+                        path,
+                        "json.finite",
+                        f"record #{index} contains the non-standard literal {exc.args[0]} (NaN/Infinity are not JSON)",
+                        [(index, None)],
+                    ) from None
+            if not isinstance(obj, dict):
+                raise DataError(
+                    path,
+                    "record.object",
+                    f"record #{index} is a JSON {type(obj).__name__}, not an object",
+                    [(index, None)],
+                )
+            yield index, obj, s.buf[s.pos : end]
+            s.pos = end
+            index += 1
+            ch = s.skip_ws()
+            if ch == ",":
+                s.pos += 1
+                continue
+            if ch == "]":
+                s.pos += 1
+                break
+            if ch is None:
+                raise DataError(
+                    path, "json.complete", f"truncated JSON: file ends after record #{index - 1}", [(index - 1, None)]
+                )
+            raise DataError(
+                path, "json.syntax", f"invalid JSON after record #{index - 1} at {s.where()}: expected ',' or ']'"
+            )
+        if s.skip_ws() is not None:
+            raise DataError(path, "json.syntax", f"extra data after the closing ']' at {s.where()}")
+    finally:
+        s.close()
+
+
+def _is_number(v) -> bool:
+    return type(v) in (int, float)
+
+
+def _embedding_stats(emb, text: str):
+    """Return (frames_uint8_or_None, n_frames, row_min, row_max, n_bad, vmin, vmax, mean)."""
+    if type(emb) is not list:
+        return None, -1, 0, 0, 0, 0, 0, float("nan")
+    if not emb:
+        return None, 0, 0, 0, 0, 0, 0, float("nan")
+    arr = None
+    if "true" not in text and "false" not in text:  # ints mixed with booleans would pass as ints
+        try:
+            arr = np.array(emb)
+        except (ValueError, TypeError, OverflowError):
+            arr = None
+    if arr is not None and arr.dtype.kind == "i" and arr.ndim == 2:
+        n, width = arr.shape
+        vmin, vmax = int(arr.min()), int(arr.max())
+        ok = width == N_FEATURES and vmin >= 0 and vmax <= 255
+        return (
+            arr.astype(np.uint8) if ok else None,
+            n,
+            width,
+            width,
+            0,
+            vmin,
+            vmax,
+            float(arr.mean()),
+        )
+    # Slow path, only for malformed embeddings: describe what is wrong.
+    row_lens, bad, vmin, vmax, total, count = [], 0, None, None, 0, 0
+    for row in emb:
+        if type(row) is not list:
+            row_lens.append(-1)
+            bad += 1
+            continue
+        row_lens.append(len(row))
+        for v in row:
+            if type(v) is int:
+                vmin = v if vmin is None or v < vmin else vmin
+                vmax = v if vmax is None or v > vmax else vmax
+                total += v
+                count += 1
+            else:
+                bad += 1
+    return (
+        None,
+        len(emb),
+        min(row_lens),
+        max(row_lens),
+        bad,
+        0 if vmin is None else vmin,
+        0 if vmax is None else vmax,
+        total / count if count else float("nan"),
+    )
+
+
+def read_records(path) -> Records:
+    """Parse a train/test JSON file into :class:`Records`. Raises DataError on structural problems only."""
+    cols = {c: [] for c in SUMMARY_COLUMNS}
+    frames, lengths, labels, ids = [], [], [], []
+    for index, rec, text in iter_raw_records(path):
+        vid = rec.get("vid_id")
+        vid_ok = type(vid) is str and vid.strip() != ""
+        vid_s = vid if type(vid) is str else repr(vid)
+        start = rec.get("start_time_seconds_youtube_clip")
+        end = rec.get("end_time_seconds_youtube_clip")
+        start_f = float(start) if _is_number(start) else float("nan")
+        end_f = float(end) if _is_number(end) else float("nan")
+        arr, n, rmin, rmax, bad, vmin, vmax, mean = _embedding_stats(rec.get("audio_embedding"), text)
+        has_label = LABEL_FIELD in rec
+        lab = rec.get(LABEL_FIELD)
+        label_ok = type(lab) is int and lab in (0, 1)
+        missing = [f for f in REQUIRED_FIELDS if f not in rec]
+        extra = [k for k in rec if k not in KNOWN_FIELDS]
+
+        ids.append(vid_s)
+        if arr is not None:
+            frames.append(arr)
+            lengths.append(len(arr))
+        else:
+            lengths.append(0)
+        labels.append(lab if label_ok else -1)
+        for c, v in (
+            ("index", index),
+            ("vid_id", vid_s),
+            ("vid_id_ok", vid_ok),
+            ("start", start_f),
+            ("end", end_f),
+            ("duration", end_f - start_f),
+            ("n_frames", n),
+            ("emb_is_list", n >= 0),
+            ("row_len_min", rmin),
+            ("row_len_max", rmax),
+            ("n_bad_values", bad),
+            ("value_min", vmin),
+            ("value_max", vmax),
+            ("frame_mean", mean),
+            ("has_label", has_label),
+            ("label", float(lab) if label_ok else float("nan")),
+            ("label_ok", label_ok),
+            ("missing_fields", ",".join(missing)),
+            ("extra_fields", ",".join(extra)),
+        ):
+            cols[c].append(v)
+    summary = {c: np.asarray(v) if c not in ("vid_id", "missing_fields", "extra_fields") else v for c, v in cols.items()}
+    summary["vid_id"] = np.asarray(cols["vid_id"], dtype=object)
+    summary["missing_fields"] = np.asarray(cols["missing_fields"], dtype=object)
+    summary["extra_fields"] = np.asarray(cols["extra_fields"], dtype=object)
+    return Records(
+        path=str(path),
+        ids=np.asarray(ids, dtype=object),
+        frames=np.concatenate(frames) if frames else np.zeros((0, N_FEATURES), np.uint8),
+        lengths=np.asarray(lengths, dtype=np.int32),
+        labels=np.asarray(labels, dtype=np.int8),
+        summary=summary,
+    )
+
+
+def pad_frames(frames: np.ndarray, lengths: np.ndarray, maxlen: int = MAXLEN) -> np.ndarray:
+    """Pad/truncate each record to ``maxlen`` frames exactly like ``keras.utils.pad_sequences(maxlen=...)``.
+
+    Keras' defaults: ``padding='pre'`` (zeros before the frames) and ``truncating='pre'`` (keep the last
+    ``maxlen`` frames). Returns ``(N, maxlen, 128)`` uint8.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(lengths)
+    out = np.zeros((n, maxlen, frames.shape[1] if frames.ndim == 2 else N_FEATURES), dtype=np.uint8)
+    if n == 0 or len(frames) == 0:
+        return out
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    rec = np.repeat(np.arange(n), lengths)  # record of each stored frame
+    pos_from_end = offsets[1:][rec] - np.arange(offsets[-1]) - 1  # 0 for the last frame of its record
+    keep = pos_from_end < maxlen
+    out[rec[keep], maxlen - 1 - pos_from_end[keep]] = frames[keep]
+    return out
+
+
+# ---------------------------------------------------------------- compact array files passed between tasks
+
+
+def save_arrays(path, **arrays) -> str:
+    """Write arrays to ``path`` (.npz) atomically: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def load_arrays(path) -> dict:
+    with np.load(path, allow_pickle=True) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,217 @@
+"""Training recipes and the training loop (Keras 3).
+
+Two named presets:
+
+- ``seed``: the reference tutorial's recipe, kept for comparison: raw 0-255 input, batch 512, 16 epochs,
+  Nadam(1e-3), ReduceLROnPlateau(val_accuracy, factor 0.1, patience 2), EarlyStopping(val_loss,
+  patience 20, restore best). On ~900 training records that is only 32 gradient steps, and BatchNorm's
+  moving statistics (momentum 0.98) have not caught up with the 0-255 input by then, so the model is
+  evaluated far from convergence.
+- ``default``: same architecture, chosen by measurement (see BENCHMARKS.md, ``make bench``): input scaled
+  to [0, 1] inside the model, batch 64, up to 60 epochs, ReduceLROnPlateau on val_loss, EarlyStopping
+  on validation AUC with the best weights restored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("ml.train")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "default"
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    input_scale: float = 1 / 255
+    reduce_lr_monitor: str = "val_loss"
+    reduce_lr_factor: float = 0.1
+    reduce_lr_patience: int = 3
+    min_lr: float = 1e-6
+    early_stop_monitor: str = "val_auc"
+    early_stop_patience: int = 10
+    seed: int = 42
+    mixed_precision: bool = False
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    "default": Recipe(),
+    "seed": Recipe(
+        name="seed",
+        epochs=16,
+        batch_size=512,
+        learning_rate=1e-3,
+        input_scale=1.0,
+        reduce_lr_monitor="val_accuracy",
+        reduce_lr_factor=0.1,
+        reduce_lr_patience=2,
+        min_lr=1e-8,
+        early_stop_monitor="val_loss",
+        early_stop_patience=20,
+    ),
+}
+
+
+def make_recipe(preset: str = "default", **overrides) -> Recipe:
+    """A preset with some fields overridden (``None`` values are ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown recipe preset {preset!r}; choose from {sorted(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown recipe option(s): {sorted(unknown)}")
+    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def seed_everything(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def describe_device() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    names = []
+    for g in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(g, True)
+        except RuntimeError:
+            pass  # already initialised
+        details = tf.config.experimental.get_device_details(g)
+        names.append(details.get("device_name", g.name))
+    return "GPU: " + ", ".join(names) + " (cuDNN GRU)"
+
+
+def _epoch_logger(epochs: int):
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            parts = " ".join(f"{k}={float(v):.4f}" for k, v in sorted(logs.items()) if k != "learning_rate")
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            log.info("epoch %d/%d %s lr=%.2g (%.1fs)", epoch + 1, epochs, parts, lr, time.perf_counter() - self._t)
+
+    return EpochLog()
+
+
+def fit(x_train, y_train, x_val, y_val, recipe: Recipe):
+    """Train a fresh model; return (model, history dict, seconds)."""
+    import keras
+
+    from ml.model import build_model
+
+    seed_everything(recipe.seed)
+    model = build_model(recipe.input_scale, recipe.learning_rate, recipe.mixed_precision)
+    mode = lambda m: "max" if ("auc" in m or "accuracy" in m) else "min"  # noqa: E731
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=recipe.reduce_lr_monitor,
+            mode=mode(recipe.reduce_lr_monitor),
+            factor=recipe.reduce_lr_factor,
+            patience=recipe.reduce_lr_patience,
+            min_lr=recipe.min_lr,
+            verbose=0,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=recipe.early_stop_monitor,
+            mode=mode(recipe.early_stop_monitor),
+            patience=recipe.early_stop_patience,
+            restore_best_weights=True,
+            verbose=0,
+        ),
+        _epoch_logger(recipe.epochs),
+    ]
+    t0 = time.perf_counter()
+    hist = model.fit(
+        np.asarray(x_train, np.float32),
+        np.asarray(y_train, np.float32),
+        batch_size=recipe.batch_size,
+        epochs=recipe.epochs,
+        validation_data=(np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)),
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    seconds = time.perf_counter() - t0
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    return model, history, seconds
+
+
+def predict(model, x, batch_size: int = 1024) -> np.ndarray:
+    return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0).reshape(-1).astype(np.float64)
+
+
+def save_curves(history: dict, path) -> str:
+    """The tutorial's ``eva_plot``: accuracy and loss, train vs validation, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = range(1, len(history.get("loss", [])) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, key, label in ((axes[0], "accuracy", "accuracy"), (axes[1], "loss", "loss")):
+        ax.plot(epochs, history.get(key, []), label="train")
+        ax.plot(epochs, history.get("val_" + key, []), label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend(loc="best")
+        ax.grid(alpha=0.3)
+    fig.suptitle("turkey model training curves")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return str(path)
+
+
+def write_json(obj, path) -> str:
+    """JSON file written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    os.replace(tmp, path)
+    return str(path)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_model(model, path) -> str:
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras suffix Keras requires
+    model.save(tmp)
+    os.replace(tmp, path)
+    return str(path)
