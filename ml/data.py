@@ -150,6 +150,14 @@ class _Stream:
         return f"line {line} column {col}"
 
 
+def _cut_short(rest: str) -> bool:
+    """True when the text left after a JSON error could be the start of valid JSON (the file was cut)."""
+    rest = rest.strip(_WS)
+    if rest in ("", "-", ".", "e", "E", "e-", "e+", "E-", "E+"):  # nothing left, or a number cut mid-way
+        return True
+    return any(lit.startswith(rest) for lit in ("true", "false", "null"))
+
+
 def iter_raw_records(path):
     """Yield ``(index, record_object, record_text)`` for each element of the top-level JSON list.
 
@@ -162,12 +170,13 @@ def iter_raw_records(path):
         if first is None:
             raise DataError(path, "file.non_empty", "file is empty (expected a JSON list of records)")
         if first != "[":
+            head = s.buf[s.pos : s.pos + 5]
             if first == "{":
                 msg = "top-level JSON value is an object; expected a list of records"
-            elif first in '"-0123456789tfn':
+            elif first in '"-0123456789' or head.startswith(("true", "false", "null")):
                 msg = "top-level JSON value is not a list; expected a list of records"
             else:
-                msg = f"not JSON: unexpected character {first!r} at {s.where()}"
+                raise DataError(path, "json.syntax", f"not JSON: unexpected character {first!r} at {s.where()}")
             raise DataError(path, "json.list", msg)
         s.pos += 1
         index = 0
@@ -189,7 +198,7 @@ def iter_raw_records(path):
                 except json.JSONDecodeError as exc:
                     if s.refill(max(_CHUNK, len(s.buf))):
                         continue
-                    if exc.pos >= len(s.buf) - 1 or "Unterminated" in exc.msg:
+                    if "Unterminated" in exc.msg or _cut_short(s.buf[exc.pos :]):
                         raise DataError(
                             path,
                             "json.complete",
@@ -208,6 +217,14 @@ def iter_raw_records(path):
                         "json.finite",
                         f"record #{index} contains the non-standard literal {exc.args[0]} (NaN/Infinity are not JSON)",
                         [(index, None)],
+                    ) from None
+                except RecursionError:
+                    raise DataError(
+                        path, "json.syntax", f"record #{index} is nested too deeply to parse", [(index, None)]
+                    ) from None
+                except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+                    raise DataError(
+                        path, "json.syntax", f"invalid JSON in record #{index}: {exc}", [(index, None)]
                     ) from None
             if not isinstance(obj, dict):
                 raise DataError(

@@ -1,0 +1,48 @@
+# turkey-pipeline. Quick start: `make run` then `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+# This environment sets PYTHONDONTWRITEBYTECODE=1; without bytecode caching every TensorFlow import costs ~3x.
+unexport PYTHONDONTWRITEBYTECODE
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: run test test-fast test-distributed bench lint install clean lock
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (3.11 or 3.12) is required"; exit 1; }
+	@test -x $(VENV)/bin/python || { python3 -m pip install -q --disable-pip-version-check uv 2>/dev/null || true; \
+	  if python3 -m uv --version >/dev/null 2>&1; then python3 -m uv venv -q $(VENV) --python python3; else python3 -m venv $(VENV); fi; }
+	@if python3 -m uv --version >/dev/null 2>&1; then \
+	  VIRTUAL_ENV=$(VENV) python3 -m uv pip install -q -r requirements.lock && VIRTUAL_ENV=$(VENV) python3 -m uv pip install -q --no-deps -e .; \
+	else \
+	  $(PY) -m pip install -q -r requirements.lock && $(PY) -m pip install -q --no-deps -e .; \
+	fi
+	@rm -f $(VENV)/.installed-*; touch $@
+	@echo "installed into $(VENV)"
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to the package index)
+	python3 -m uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header
+
+run: install  ## the whole pipeline through Airflow on the embedded default (SQLite, local files, demo data)
+	@bash scripts/run_local.sh
+
+test: install  ## the whole test suite
+	@source scripts/env.sh && $(PY) -m pytest -q
+
+test-fast: install
+	@source scripts/env.sh && $(PY) -m pytest -q -m "not slow"
+
+test-distributed: install  ## CeleryExecutor on PostgreSQL + Redis, as processes (needs both running)
+	@bash scripts/distributed_test.sh
+
+bench: install  ## writes BENCHMARKS.md
+	@source scripts/env.sh && $(PY) bench/run_bench.py
+
+lint: install
+	@$(VENV)/bin/ruff check ml plugins dags tests bench
+
+clean:
+	rm -rf .airflow artifacts data/rejected

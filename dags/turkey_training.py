@@ -1,0 +1,78 @@
+"""turkey_training: validate -> split & pad -> train (gpu queue) -> evaluate -> gates -> publish.
+
+Thin by design: wiring, schedule and params only. Task bodies live in plugins/turkey_airflow/tasks.py,
+the ML in the ``ml`` package. Nothing heavy (TensorFlow, GE) is imported at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from turkey_airflow import tasks
+from turkey_airflow.assets import INCOMING_DATA, MODEL, SUBMISSION
+
+DATA, GATES, RECIPE, PUBLISH = "Input data", "Quality gates", "Training recipe", "Publishing"
+
+with DAG(
+    dag_id="turkey_training",
+    description="Validate, retrain and publish the 'Don't call me turkey!' audio classifier",
+    # New data (ingest DAG's asset event) or the weekly retrain, whichever comes first.
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=INCOMING_DATA),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    tags=["turkey", "ml"],
+    params={
+        "train_file": Param("landing/train.json", type="string", minLength=1, section=DATA,
+                            description="Training JSON, relative to the data root (TURKEY_DATA_ROOT)."),
+        "test_file": Param("landing/test.json", type="string", minLength=1, section=DATA,
+                           description="Test JSON to score, relative to the data root."),
+        "min_records": Param(100, type="integer", minimum=1, section=DATA,
+                             description="Reject a training file with fewer records."),
+        "min_val_accuracy": Param(0.85, type="number", minimum=0, maximum=1, section=GATES,
+                                  description="Fail the run (publish nothing) below this validation accuracy."),
+        "auc_tolerance": Param(0.005, type="number", minimum=0, maximum=1, section=GATES,
+                               description="Promote unless the challenger's validation AUC is worse than the "
+                                           "champion's (same split) by more than this."),
+        "recipe": Param("default", type="string", enum=["default", "seed"], section=RECIPE,
+                        description="Preset: 'default' (converging recipe) or 'seed' (the tutorial's)."),
+        "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=500, section=RECIPE,
+                        description="Override the preset's maximum epochs."),
+        "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=8192, section=RECIPE,
+                            description="Override the preset's batch size."),
+        "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1, section=RECIPE,
+                               description="Override the preset's Nadam learning rate."),
+        "seed": Param(42, type="integer", minimum=0, section=RECIPE,
+                      description="Seed for the split and the training (same data + seed = same metrics)."),
+        "val_fraction": Param(0.25, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=RECIPE,
+                              description="Share of the training file held out for validation (stratified)."),
+        "mixed_precision": Param(False, type="boolean", section=RECIPE,
+                                 description="Train in mixed float16 (useful on a GPU)."),
+        "force_promote": Param(False, type="boolean", section=PUBLISH,
+                               description="Operator override: promote even if the champion is better."),
+        "require_approval": Param(False, type="boolean", section=PUBLISH,
+                                  description="Wait for a human approval in the UI before promoting."),
+    },
+) as dag:
+    validated = task(tasks.validate, task_id="validate", retries=0)()
+    prepared = task(tasks.prepare, task_id="split_and_pad")(validated)
+    trained = task(tasks.train, task_id="train", queue="gpu")(prepared)
+    metrics = task(tasks.evaluate, task_id="evaluate")(prepared, trained)
+    gate = task(tasks.accuracy_gate, task_id="accuracy_gate", retries=0)(metrics)
+    registered = task(tasks.register, task_id="register")(validated, trained, metrics)
+    decided = task.branch(tasks.decide, task_id="decide")(registered)
+    approval = ApprovalOperator(
+        task_id="approve_promotion",
+        subject="Promote the new turkey model?",
+        body="Version {{ ti.xcom_pull(task_ids='register')['version'] }}: "
+             "{{ ti.xcom_pull(task_ids='register')['reason'] }}",
+        response_timeout=timedelta(days=2),
+    )
+    promoted = task(tasks.promote, task_id="promote", outlets=[MODEL, SUBMISSION],
+                    trigger_rule="none_failed_min_one_success")(registered)
+    gate >> registered
+    decided >> [approval, promoted]
+    approval >> promoted

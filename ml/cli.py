@@ -1,0 +1,208 @@
+"""The ``turkey`` command line: the pipeline without Airflow, and the registry's front door.
+
+Exit codes: 0 success, 1 bad input or a failed gate (one readable line on stderr, no traceback),
+2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ml.errors import TurkeyError
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def cmd_demo_data(a) -> int:
+    from ml.demo import generate
+
+    paths = generate(a.out, a.train_size, a.test_size, a.seed)
+    print(f"wrote {paths['train']} ({a.train_size} records) and {paths['test']} ({a.test_size} records)")
+    return 0
+
+
+def cmd_validate(a) -> int:
+    from ml.validation import validate_file
+
+    out = validate_file(a.file, a.split, report_dir=a.report, min_records=a.min_records)
+    for w in out.warnings:
+        print(f"warning: {a.file}: {w}", file=sys.stderr)
+    if not out.ok:
+        out.raise_for_failures()
+    n = len(out.records) if out.records is not None else 0
+    print(f"{a.file}: valid {a.split} file, {n} records" + (f"; report {out.report_html}" if out.report_html else ""))
+    return 0
+
+
+def cmd_train(a) -> int:
+    from ml.pipeline import evaluate_step, prepare_step, train_step, validate_inputs
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))
+    test = a.test or a.train
+    v = validate_inputs(a.train, test, work, report_dir=out / "validation", min_records=a.min_records, reject=False)
+    p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, a.seed)
+    recipe = {
+        "name": a.recipe,
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+        "learning_rate": a.learning_rate,
+        "seed": a.seed,
+        "mixed_precision": a.mixed_precision or None,
+    }
+    t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe)
+    m = evaluate_step(p["split_npz"], out, a.seed, extra={"recipe": t["recipe"], "device": t["device"]})
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    if not a.test:
+        (out / "submission.csv").unlink(missing_ok=True)  # scored the training file only as a placeholder
+    print(
+        f"model {out / 'model.keras'}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
+        f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})"
+    )
+    if a.min_val_accuracy is not None:
+        from ml.pipeline import accuracy_gate
+
+        accuracy_gate(m, a.min_val_accuracy)
+    return 0
+
+
+def cmd_score(a) -> int:
+    from ml.score import score_file
+
+    path = Path(a.model)
+    n = score_file(path / "model.keras" if path.is_dir() else path, a.input, a.output)
+    print(f"wrote {a.output} ({n} rows)")
+    return 0
+
+
+def cmd_models(a) -> int:
+    from ml.registry import Registry
+
+    reg = Registry(a.artifacts)
+    if a.models_cmd == "list":
+        rows = reg.list()
+        if a.json:
+            _print_json(rows)
+        elif not rows:
+            print(f"no model versions under {reg.models}")
+        else:
+            print(f"{'version':<28} {'created_at':<28} {'val_acc':>8} {'val_auc':>8}  gate           champion")
+            for r in rows:
+                acc = f"{r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "-"
+                auc = f"{r['val_auc']:.4f}" if r["val_auc"] is not None else "-"
+                print(
+                    f"{r['version']:<28} {str(r['created_at']):<28} {acc:>8} {auc:>8}  {str(r['gate']):<14} "
+                    f"{'*' if r['champion'] else ''}"
+                )
+        return 0
+    if a.models_cmd == "show":
+        info = reg.describe(a.version)
+        if a.json:
+            _print_json(info)
+        else:
+            for k in ("version", "is_champion", "model", "submission", "curves"):
+                print(f"{k}: {info[k]}")
+            print("metrics: " + json.dumps(info["metrics"], sort_keys=True))
+            print("manifest: " + json.dumps(info["manifest"], sort_keys=True))
+        return 0
+    if a.models_cmd == "promote":
+        ptr = reg.rollback(a.version)
+        print(f"champion is now {ptr['version']} (was {ptr['previous']}); recorded in {reg.audit_file}")
+        return 0
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="turkey", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (one line per epoch when training)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("demo-data", help="write synthetic Kaggle-format train.json/test.json")
+    s.add_argument("--out", required=True)
+    s.add_argument("--train-size", type=int, default=1195)
+    s.add_argument("--test-size", type=int, default=1196)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_demo_data)
+
+    s = sub.add_parser("validate", help="validate a train/test JSON file")
+    s.add_argument("file")
+    s.add_argument("--split", choices=["train", "test"], required=True)
+    s.add_argument("--report", help="folder for the Data Docs HTML and JSON summary")
+    s.add_argument("--min-records", type=int, default=100)
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("train", help="validate, split, pad, train and evaluate (no Airflow)")
+    s.add_argument("--train", required=True)
+    s.add_argument("--test", help="also score this test file into OUT/submission.csv")
+    s.add_argument("--out", required=True)
+    s.add_argument("--recipe", default="default", help="preset: default or seed")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--learning-rate", type=float)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--val-fraction", type=float, default=0.25)
+    s.add_argument("--min-records", type=int, default=100)
+    s.add_argument("--min-val-accuracy", type=float, help="fail (exit 1) below this validation accuracy")
+    s.add_argument("--mixed-precision", action="store_true")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("score", help="score a test JSON file with a model into a submission CSV")
+    s.add_argument("--model", required=True, help="model.keras or a folder holding it")
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("models", help="the model registry")
+    s.add_argument("--artifacts", help="artifacts root (default: $TURKEY_ARTIFACTS_ROOT or ./artifacts)")
+    ms = s.add_subparsers(dest="models_cmd", required=True)
+    x = ms.add_parser("list")
+    x.add_argument("--json", action="store_true")
+    x = ms.add_parser("show")
+    x.add_argument("version", help="a version, 'champion' or 'latest'")
+    x.add_argument("--json", action="store_true")
+    x = ms.add_parser("promote", help="make VERSION the champion (rollback); audited")
+    x.add_argument("version")
+    s.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        a = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on usage errors, 0 for --help
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if a.verbose or a.cmd == "train" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("great_expectations", "matplotlib", "absl", "tensorflow", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return a.func(a)
+    except TurkeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # bad option values (e.g. an unknown recipe preset)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

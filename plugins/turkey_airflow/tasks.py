@@ -1,0 +1,179 @@
+"""Bodies of the ``turkey_training`` tasks: read params and context, call ``ml.pipeline``, map errors.
+
+Each function returns a small JSON-able dict (paths and figures) that travels by XCom; arrays stay in
+files on the shared artifacts root. ``ml.errors.TurkeyError`` (bad data, failed gate) becomes
+``AirflowFailException``: the task fails at once, without retries, with the one-line reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from turkey_airflow.assets import MODEL, SUBMISSION
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+logging.getLogger("ml").setLevel(logging.INFO)
+
+
+def _fail_cleanly(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ml.errors import TurkeyError
+
+        try:
+            return fn(*args, **kwargs)
+        except TurkeyError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    return wrapper
+
+
+def _run_dir(context) -> Path:
+    from ml.config import artifacts_root, safe_name
+
+    return artifacts_root() / "runs" / safe_name(context["dag_run"].run_id)
+
+
+def _recipe(params) -> dict:
+    return {
+        "name": params["recipe"],
+        "epochs": params["epochs"],
+        "batch_size": params["batch_size"],
+        "learning_rate": params["learning_rate"],
+        "seed": params["seed"],
+        "mixed_precision": params["mixed_precision"],
+    }
+
+
+@_fail_cleanly
+def validate() -> dict:
+    from ml.config import resolve_input
+    from ml.pipeline import validate_inputs
+
+    ctx = get_current_context()
+    p = ctx["params"]
+    train, test = resolve_input(p["train_file"]), resolve_input(p["test_file"])
+    run = _run_dir(ctx)
+    return validate_inputs(train, test, run, report_dir=run / "validation", min_records=p["min_records"])
+
+
+@_fail_cleanly
+def prepare(validated: dict) -> dict:
+    from ml.pipeline import prepare_step
+
+    ctx = get_current_context()
+    p = ctx["params"]
+    return prepare_step(validated["train_npz"], validated["test_npz"], _run_dir(ctx), p["val_fraction"], p["seed"])
+
+
+@_fail_cleanly
+def train(prepared: dict) -> dict:
+    from ml.pipeline import train_step
+    from ml.registry import Registry
+
+    ctx = get_current_context()
+    reg = Registry()
+    champ = reg.champion_version()
+    champ_model = reg.version_dir(champ) / "model.keras" if champ else None
+    return train_step(
+        prepared["split_npz"],
+        prepared["test_padded_npz"],
+        _run_dir(ctx) / "candidate",
+        _recipe(ctx["params"]),
+        champion_model=champ_model,
+    ) | {"champion_version": champ}
+
+
+@_fail_cleanly
+def evaluate(prepared: dict, trained: dict) -> dict:
+    from ml.pipeline import evaluate_step
+
+    ctx = get_current_context()
+    extra = {k: trained[k] for k in ("device", "train_seconds", "epochs_run", "recipe")}
+    m = evaluate_step(prepared["split_npz"], trained["candidate_dir"], ctx["params"]["seed"], extra=extra)
+    return m | {"champion_version": trained.get("champion_version")}
+
+
+@_fail_cleanly
+def accuracy_gate(metrics: dict) -> dict:
+    from ml.pipeline import accuracy_gate as gate
+
+    return gate(metrics, get_current_context()["params"]["min_val_accuracy"])
+
+
+@_fail_cleanly
+def register(validated: dict, trained: dict, metrics: dict) -> dict:
+    """Compare with the champion, then write the immutable version folder (winner or not)."""
+    from ml.pipeline import champion_gate, git_commit, package_versions
+    from ml.registry import Registry, make_version, now_iso
+
+    ctx = get_current_context()
+    p = ctx["params"]
+    dr = ctx["dag_run"]
+    reg = Registry()
+    decision = champion_gate(metrics, metrics.get("champion_version"), p["auc_tolerance"], p["force_promote"])
+    version = make_version(dr.run_after or dr.start_date, dr.dag_id, dr.run_id)
+    manifest = {
+        "dag_id": dr.dag_id,
+        "run_id": dr.run_id,
+        "created_at": now_iso(),
+        "inputs": {
+            "train_file": p["train_file"],
+            "test_file": p["test_file"],
+            "train_sha256": validated["train_sha256"],
+            "test_sha256": validated["test_sha256"],
+        },
+        "params": dict(p),
+        "metrics": {k: v for k, v in metrics.items() if k != "champion_version"},
+        "gate": decision,
+        "compared_with": decision["champion_version"],
+        "validation_report": validated.get("report_html"),
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "device": trained.get("device"),
+    }
+    path, created = reg.register(version, trained["candidate_dir"], manifest)
+    logging.getLogger("ml").info("%s model version %s at %s", "registered" if created else "kept existing", version, path)
+    return {"version": version, "path": str(path), "created": created, **decision}
+
+
+def decide(registered: dict) -> list[str]:
+    """Branch: promote directly, ask a human first, or (challenger lost) skip promotion."""
+    params = get_current_context()["params"]
+    if not registered["promote"]:
+        logging.getLogger("ml").info("not promoting %s: %s", registered["version"], registered["reason"])
+        return []
+    return ["approve_promotion"] if params["require_approval"] else ["promote"]
+
+
+@_fail_cleanly
+def promote(registered: dict) -> dict:
+    """Move the champion pointer and latest submission, and announce both assets."""
+    from ml.registry import Registry
+
+    if not registered or not registered.get("promote"):
+        raise AirflowSkipException("challenger was not promoted")
+    ctx = get_current_context()
+    reg = Registry()
+    version = registered["version"]
+    details = {"run_id": ctx["dag_run"].run_id, "force_promote": registered["force_promote"]}
+    pointer = reg.promote(version, reason=registered["reason"], **details)
+    info = reg.describe(version)
+    metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
+    ctx["outlet_events"][MODEL].extra = {"version": version, "metrics": metrics, "path": info["model"]}
+    ctx["outlet_events"][SUBMISSION].extra = {
+        "version": version,
+        "metrics": metrics,
+        "path": str(reg.submissions / "latest.csv"),
+        "versioned_path": str(reg.submissions / f"{version}.csv"),
+    }
+    logging.getLogger("ml").info("champion is now %s; submission %s", version, reg.submissions / "latest.csv")
+    return {"version": version, "previous": pointer.get("previous"), "model": info["model"],
+            "submission": str(reg.submissions / "latest.csv")}

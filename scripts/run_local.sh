@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# make run: one whole turkey_training run through Airflow on the embedded default (SQLite, local files).
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$TURKEY_REPO"
+landing="$TURKEY_DATA_ROOT/landing"
+if [[ ! -f "$landing/train.json" || ! -f "$landing/test.json" ]]; then
+  echo "==> no train.json/test.json in $landing: generating demo data"
+  turkey demo-data --out "$landing"
+fi
+echo "==> Airflow metadata DB: $AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+conf="${TURKEY_CONF:-{\}}"
+echo "==> airflow dags test turkey_training (conf: $conf)"
+log="$AIRFLOW_HOME/last-run.log"
+set +e
+airflow dags test turkey_training --conf "$conf" 2>&1 | tee "$log" | grep -E --line-buffered \
+  "ml\.|epoch [0-9]+/|Marking task|state=|ERROR|rule '|Failed|failed" | sed -E 's/^.{0,40}(\[|INFO|WARNING|ERROR)/\1/' | cut -c1-240
+status=${PIPESTATUS[0]}
+set -e
+echo "==> full log: $log"
+if grep -q "DagRun Finished.*state=success" "$log" || grep -qE "dag_run.*success|DagRunState.SUCCESS" "$log"; then :; fi
+python - <<'PY'
+import sys
+from ml.registry import Registry
+reg = Registry()
+champ = reg.champion()
+if champ is None:
+    print("==> no champion model published (see the log above)")
+    sys.exit(1)
+info = reg.describe("champion")
+m = info["metrics"]
+print(f"==> champion model: {info['model']}")
+print(f"    version {info['version']}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
+      f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})")
+print(f"==> submission:     {reg.submissions / 'latest.csv'}")
+print(f"    all versions:   turkey models list")
+PY
+exit $status
