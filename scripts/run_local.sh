@@ -8,18 +8,19 @@ if [[ ! -f "$landing/train.json" || ! -f "$landing/test.json" ]]; then
   echo "==> no train.json/test.json in $landing: generating demo data"
   turkey demo-data --out "$landing"
 fi
+mkdir -p "$AIRFLOW_HOME"
 echo "==> Airflow metadata DB: $AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 conf="${TURKEY_CONF:-{\}}"
 echo "==> airflow dags test turkey_training (conf: $conf)"
 log="$AIRFLOW_HOME/last-run.log"
 set +e
-airflow dags test turkey_training --conf "$conf" 2>&1 | tee "$log" | grep -E --line-buffered \
-  "ml\.|epoch [0-9]+/|Marking task|state=|ERROR|rule '|Failed|failed" | sed -E 's/^.{0,40}(\[|INFO|WARNING|ERROR)/\1/' | cut -c1-240
+airflow dags test turkey_training --conf "$conf" 2>&1 | tee "$log" \
+  | grep -E --line-buffered '\[ml\.|DagRun Finished|new_state=(failed|up_for_retry)|Traceback|AirflowFailException' \
+  | sed -E -u 's/ +loc=[^ ]+.*$//; s/^[0-9TZ:.-]+ //; s/^\[(info|warning|error) *\] /\1: /' | cut -c1-300
 status=${PIPESTATUS[0]}
 set -e
 echo "==> full log: $log"
-if grep -q "DagRun Finished.*state=success" "$log" || grep -qE "dag_run.*success|DagRunState.SUCCESS" "$log"; then :; fi
 python - <<'PY'
 import sys
 from ml.registry import Registry

@@ -1,0 +1,260 @@
+"""REST side of ``scripts/distributed_test.sh``: log in, unpause, trigger, wait, then assert.
+
+Talks to the Airflow 3 public API only (``/auth/token`` of the Simple auth manager, ``/api/v2``), like a
+user or CI would. Assertions:
+
+1. the run of ``turkey_training`` succeeds;
+2. ``train`` ran on the gpu worker (hostname) from the ``gpu`` queue, every other task that ran on the
+   default worker from the default queue;
+3. the run produced asset events for ``turkey_champion_model`` and ``turkey_submission``;
+4. every path the tasks handed over by XCom lies under the shared roots (TURKEY_ARTIFACTS_ROOT or
+   TURKEY_DATA_ROOT) and exists there, i.e. nothing points into a worker's local scratch space.
+
+Prints a per-task table and writes a JSON summary (``--summary``). Exit code = number of failed checks
+(capped at 1), 2 for a setup error (API never up, DAG never parsed, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DAG_ID = "turkey_training"
+ASSETS = ("turkey_champion_model", "turkey_submission")
+
+
+class Setup(Exception):
+    pass
+
+
+class Api:
+    def __init__(self, base: str):
+        self.base = base.rstrip("/")
+        self.token: str | None = None
+
+    def call(self, method: str, path: str, body=None, params=None, timeout=30):
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(url, data=data, method=method)
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                raw = resp.read()
+                return resp.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
+    def ok(self, method, path, body=None, params=None):
+        status, payload = self.call(method, path, body, params)
+        if status >= 300:
+            raise Setup(f"{method} {path} -> HTTP {status}: {payload}")
+        return payload
+
+
+def log(msg: str) -> None:
+    print(f"[check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def wait_for(what: str, fn, timeout: float, every: float = 2.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            got = fn()
+            if got:
+                return got
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            last = exc
+        time.sleep(every)
+    raise Setup(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last})" if last else ""))
+
+
+def login(api: Api, user: str, password: str) -> None:
+    status, payload = api.call("POST", "/auth/token", {"username": user, "password": password})
+    if status not in (200, 201) or "access_token" not in (payload or {}):
+        raise Setup(f"POST /auth/token -> HTTP {status}: {payload}")
+    api.token = payload["access_token"]
+
+
+def wait_for_dag(api: Api, timeout: float) -> dict:
+    def parsed():
+        status, payload = api.call("GET", f"/api/v2/dags/{DAG_ID}")
+        if status == 200:
+            return payload
+        _, errors = api.call("GET", "/api/v2/importErrors")
+        for err in (errors or {}).get("import_errors", []):
+            if "turkey_training" in (err.get("filename") or ""):
+                raise Setup(f"the dag-processor could not import {err['filename']}:\n{err.get('stack_trace')}")
+        return None
+
+    return wait_for(f"the dag-processor to parse {DAG_ID}", parsed, timeout, every=3)
+
+
+def walk_strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from walk_strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from walk_strings(v)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--api", required=True)
+    ap.add_argument("--user", default="admin")
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--conf", default="{}")
+    ap.add_argument("--gpu-host", required=True)
+    ap.add_argument("--default-host", required=True)
+    ap.add_argument("--timeout", type=float, default=480)
+    ap.add_argument("--startup-timeout", type=float, default=180)
+    ap.add_argument("--summary")
+    args = ap.parse_args()
+
+    api = Api(args.api)
+    checks: list[tuple[str, bool, str]] = []
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        checks.append((name, bool(ok), detail))
+        log(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""))
+
+    t_start = time.monotonic()
+    try:
+        wait_for("the API server", lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, args.startup_timeout)
+        login(api, args.user, args.password)
+        log("logged in to the API server (Simple auth manager JWT)")
+        wait_for_dag(api, args.startup_timeout)
+        api.ok("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        log(f"unpaused {DAG_ID}")
+        run = api.ok("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": json.loads(args.conf)})
+    except Setup as exc:
+        log(f"SETUP ERROR: {exc}")
+        return 2
+    run_id = run["dag_run_id"]
+    log(f"triggered {run_id} with conf {args.conf}")
+
+    # ---- wait for the run, reporting task state changes
+    t_trigger = time.monotonic()
+    seen: dict[str, str | None] = {}
+    state = run.get("state")
+    deadline = t_trigger + args.timeout
+    tis: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            state = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}")["state"]
+            tis = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances",
+                         params={"limit": 100})["task_instances"]
+        except (Setup, OSError) as exc:
+            log(f"poll error (will retry): {exc}")
+            time.sleep(3)
+            continue
+        for ti in tis:
+            if seen.get(ti["task_id"]) != ti["state"]:
+                seen[ti["task_id"]] = ti["state"]
+                where = f" on {ti['hostname']}" if ti.get("hostname") else ""
+                log(f"  {ti['task_id']}: {ti['state']}{where}")
+        if state in ("success", "failed"):
+            break
+        time.sleep(3)
+    run_seconds = time.monotonic() - t_trigger
+    check("dag run succeeded", state == "success", f"state={state} after {run_seconds:.0f}s")
+
+    # ---- per-task table
+    order = ["validate", "split_and_pad", "train", "evaluate", "accuracy_gate", "register", "decide",
+             "approve_promotion", "promote"]
+    tis.sort(key=lambda t: (order.index(t["task_id"]) if t["task_id"] in order else 99, t["task_id"]))
+    print()
+    print(f"{'task':<18} {'state':<9} {'queue':<8} {'hostname':<22} {'try':>3} {'duration':>9}")
+    print("-" * 74)
+    for ti in tis:
+        dur = f"{ti['duration']:.1f}s" if ti.get("duration") is not None else "-"
+        print(f"{ti['task_id']:<18} {ti['state'] or '-':<9} {ti['queue'] or '-':<8} {ti['hostname'] or '-':<22} "
+              f"{ti['try_number']:>3} {dur:>9}")
+    print()
+
+    # ---- where each task ran
+    by_id = {t["task_id"]: t for t in tis}
+    train = by_id.get("train", {})
+    check("train ran on the gpu worker from the gpu queue",
+          train.get("state") == "success" and train.get("queue") == "gpu" and train.get("hostname") == args.gpu_host,
+          f"queue={train.get('queue')} hostname={train.get('hostname')} state={train.get('state')}")
+    ran = [t for t in tis if t["task_id"] != "train" and t.get("hostname")]
+    wrong = [f"{t['task_id']} (queue={t['queue']}, host={t['hostname']})" for t in ran
+             if t.get("queue") == "gpu" or t.get("hostname") != args.default_host]
+    check("the other tasks ran on the default worker from the default queue",
+          bool(ran) and not wrong, ", ".join(wrong) or f"{len(ran)} task(s) on {args.default_host}")
+    approval = by_id.get("approve_promotion", {})
+    check("approve_promotion (HITL) was skipped by default", approval.get("state") == "skipped",
+          f"state={approval.get('state')}")
+
+    # ---- asset events
+    try:
+        events = api.ok("GET", "/api/v2/assets/events",
+                        params={"source_dag_id": DAG_ID, "source_run_id": run_id, "limit": 100})["asset_events"]
+    except Setup as exc:
+        events = []
+        log(str(exc))
+    names = {e.get("name") for e in events}
+    for asset in ASSETS:
+        ev = next((e for e in events if e.get("name") == asset), None)
+        check(f"asset event for {asset}", ev is not None and ev.get("source_task_id") == "promote",
+              f"extra={json.dumps(ev.get('extra'))[:120]}" if ev else f"events of this run: {sorted(names)}")
+
+    # ---- shared storage: XCom carries paths under the shared roots only
+    roots = [os.path.realpath(os.environ[v]) for v in ("TURKEY_ARTIFACTS_ROOT", "TURKEY_DATA_ROOT") if os.environ.get(v)]
+    bad, n_paths = [], 0
+    for ti in tis:
+        if ti.get("state") != "success":
+            continue
+        status, x = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+                             f"{ti['task_id']}/xcomEntries/return_value")
+        if status != 200:
+            continue
+        value = x.get("value")
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        for s in walk_strings(value):
+            if not s.startswith("/"):
+                continue
+            n_paths += 1
+            real = os.path.realpath(s)
+            if not any(real == r or real.startswith(r + os.sep) for r in roots) or not os.path.exists(real):
+                bad.append(f"{ti['task_id']}: {s}")
+    check("XCom paths all lie on the shared volumes and exist", n_paths > 0 and not bad,
+          "; ".join(bad[:5]) or f"{n_paths} path(s) checked")
+
+    failed = [c for c in checks if not c[1]]
+    if args.summary:
+        with open(args.summary, "w") as fh:
+            json.dump({"run_id": run_id, "state": state, "run_seconds": round(run_seconds, 1),
+                       "since_start_seconds": round(time.monotonic() - t_start, 1),
+                       "checks": [{"name": n, "ok": ok, "detail": d} for n, ok, d in checks],
+                       "task_instances": [{k: t.get(k) for k in ("task_id", "state", "queue", "hostname",
+                                                                  "try_number", "duration")} for t in tis]},
+                      fh, indent=2)
+    log(f"{len(checks) - len(failed)} of {len(checks)} checks passed; run took {run_seconds:.0f}s from trigger")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
