@@ -1,0 +1,49 @@
+"""The Airflow glue outside the training tasks: ingest change detection and the example consumer."""
+
+import types
+from collections import defaultdict
+
+import pytest
+
+from ml.demo import generate
+
+
+class FakeEvents(defaultdict):
+    def __init__(self):
+        super().__init__(lambda: types.SimpleNamespace(extra=None))
+
+
+def test_ingest_emits_only_when_the_landing_content_changes(tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from turkey_airflow import ingest
+    from turkey_airflow.assets import INCOMING_DATA
+
+    monkeypatch.setenv("TURKEY_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "art"))
+    ctx = {"outlet_events": FakeEvents()}
+    monkeypatch.setattr(ingest, "get_current_context", lambda: ctx)
+
+    with pytest.raises(AirflowSkipException, match="waiting for input"):
+        ingest.check_landing()
+    generate(tmp_path / "data" / "landing", train_size=20, test_size=5, seed=1)
+    first = ingest.check_landing()
+    assert ctx["outlet_events"][INCOMING_DATA].extra["digests"] == first
+    ctx["outlet_events"] = FakeEvents()
+    with pytest.raises(AirflowSkipException, match="unchanged"):
+        ingest.check_landing()  # same content: no event
+    generate(tmp_path / "data" / "landing", train_size=20, test_size=5, seed=2)
+    assert ingest.check_landing() != first
+
+
+def test_consumer_reads_event_extra_and_csv(tmp_path, monkeypatch):
+    from turkey_airflow import consumer
+    from turkey_airflow.assets import SUBMISSION
+
+    csv_path = tmp_path / "latest.csv"
+    csv_path.write_text("vid_id,is_turkey\na,0.9\nb,0.2\nc,0.7\n")
+    event = types.SimpleNamespace(extra={"version": "v1", "path": str(csv_path), "metrics": {"val_auc": 0.97}})
+    monkeypatch.setattr(consumer, "get_current_context", lambda: {"triggering_asset_events": {SUBMISSION: [event]}})
+    summary = consumer.summarise_submission()
+    assert summary == {"version": "v1", "rows": 3, "predicted_turkeys": 2, "mean_probability": 0.6,
+                       "metrics": {"val_auc": 0.97}}
