@@ -126,6 +126,13 @@ def cmd_models(a) -> int:
     return 2
 
 
+def _rules_epilog() -> str:
+    from ml.validation import RULES
+
+    width = max(map(len, RULES))
+    return "rules:\n" + "\n".join(f"  {name:<{width}}  {kind:<8} {text}" for name, (kind, text) in RULES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="turkey", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (one line per epoch when training)")
@@ -138,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_demo_data)
 
-    s = sub.add_parser("validate", help="validate a train/test JSON file")
+    s = sub.add_parser(
+        "validate",
+        help="validate a train/test JSON file",
+        description="Validate a train/test JSON file against the data rules (exit 0 valid, 1 invalid, 2 usage).",
+        epilog=_rules_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("file")
     s.add_argument("--split", choices=["train", "test"], required=True)
     s.add_argument("--report", help="folder for the Data Docs HTML and JSON summary")

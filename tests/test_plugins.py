@@ -47,3 +47,14 @@ def test_consumer_reads_event_extra_and_csv(tmp_path, monkeypatch):
     summary = consumer.summarise_submission()
     assert summary == {"version": "v1", "rows": 3, "predicted_turkeys": 2, "mean_probability": 0.6,
                        "metrics": {"val_auc": 0.97}}
+
+
+@pytest.mark.parametrize(
+    ("promote", "require_approval", "expected"),
+    [(True, False, ["promote"]), (True, True, ["approve_promotion"]), (False, False, []), (False, True, [])],
+)
+def test_decide_branch(monkeypatch, promote, require_approval, expected):
+    from turkey_airflow import tasks
+
+    monkeypatch.setattr(tasks, "get_current_context", lambda: {"params": {"require_approval": require_approval}})
+    assert tasks.decide({"promote": promote, "version": "v1", "reason": "r"}) == expected
