@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG, task
+
 from turkey_airflow.assets import SUBMISSION
 from turkey_airflow.consumer import summarise_submission
 

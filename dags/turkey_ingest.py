@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
+
 from turkey_airflow.assets import INCOMING_DATA
 from turkey_airflow.ingest import check_landing
 

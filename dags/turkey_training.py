@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+
 from turkey_airflow import tasks
 from turkey_airflow.assets import INCOMING_DATA, MODEL, SUBMISSION
 

@@ -23,13 +23,10 @@ class _KerasImportHook(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name != "keras":
             return None
-        sys.meta_path.remove(self)
-        try:
-            import importlib.util
+        import importlib.util
 
-            spec = importlib.util.find_spec("keras")
-        finally:
-            pass
+        sys.meta_path.remove(self)  # one shot: find the real spec without recursing into ourselves
+        spec = importlib.util.find_spec("keras")
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader

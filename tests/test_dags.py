@@ -3,7 +3,6 @@
 import copy
 import subprocess
 import sys
-import time
 
 import pytest
 
