@@ -121,7 +121,7 @@ def cmd_models(a) -> int:
         return 0
     if a.models_cmd == "promote":
         ptr = reg.rollback(a.version)
-        print(f"champion is now {ptr['version']} (was {ptr['previous']}); recorded in {reg.audit_file}")
+        print(f"champion is now {ptr['version']} (was {ptr['previous']}); recorded in {reg.audit_dir}")
         return 0
     return 2
 

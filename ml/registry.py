@@ -1,17 +1,21 @@
 """The model registry: versioned, immutable model folders, a champion pointer and submissions.
 
-Layout under the artifacts root::
+Layout under the registry root (the artifacts root by default; ``TURKEY_REGISTRY_URL`` may name any
+fsspec URL instead, e.g. ``s3://bucket/turkey`` with s3fs installed)::
 
     models/<version>/          immutable once written: model.keras, metrics.json, history.json,
-                               curves.png, submission.csv, manifest.json
-    champion.json              pointer to the live version (atomic replace)
+                               curves.png, submission.csv, manifest.json (written last)
+    champion.json              pointer to the live version
     submissions/<version>.csv  scored submission of each promoted version
-    submissions/latest.csv     the champion's submission (atomic replace)
-    audit.log                  append-only JSON lines: every promotion and rollback
+    submissions/latest.csv     the champion's submission
+    audit/<time>-<id>.json     append-only: one object per promotion or rollback
 
-Every write goes to a temporary name first and is renamed into place, so a reader never sees a
-half-written model, pointer or CSV. A version folder is published by renaming a complete temporary
-folder, and a version that already exists is never rewritten (retries are idempotent).
+Atomicity: on a local (or mounted shared) filesystem every file is written to a temporary name and
+renamed into place, and a version folder appears by renaming a complete temporary folder. On an object
+store each object is written by one PUT (readers see the old or the new object, never a part), and a
+version counts as published only once its ``manifest.json`` -- uploaded last -- exists. Either way a
+reader never sees a half-written model, pointer or CSV, and an existing version is never rewritten, so
+retried or cleared tasks of the same run are idempotent.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,50 +59,97 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+def _tmp_suffix() -> str:
+    return f"tmp-{os.getpid()}-{time.monotonic_ns()}"
 
 
 class Registry:
     def __init__(self, root=None):
-        self.root = Path(root) if root is not None else artifacts_root()
-        self.models = self.root / "models"
-        self.submissions = self.root / "submissions"
-        self.champion_file = self.root / "champion.json"
-        self.audit_file = self.root / "audit.log"
+        import fsspec
+
+        url = str(root) if root is not None else os.environ.get("TURKEY_REGISTRY_URL") or str(artifacts_root())
+        self.fs, base = fsspec.core.url_to_fs(url)
+        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        self.base = base.rstrip("/") or "/"
+        self.url = url
+
+    # ------------------------------------------------------------------ paths
+    def _p(self, *parts: str) -> str:
+        return posixpath.join(self.base, *parts)
+
+    def display(self, path: str) -> str:
+        """A path users can open: plain for local files, a URL for object stores."""
+        return path if self.local else self.fs.unstrip_protocol(path)
+
+    @property
+    def root(self) -> str:
+        return self.display(self.base)
+
+    @property
+    def models(self) -> str:
+        return self.display(self._p("models"))
+
+    @property
+    def submissions(self) -> str:
+        return self.display(self._p("submissions"))
+
+    @property
+    def audit_dir(self) -> str:
+        return self.display(self._p("audit"))
+
+    def version_dir(self, version: str) -> str:
+        return self.display(self._p("models", safe_name(version)))
+
+    def submission_path(self, version: str | None = None) -> str:
+        return self.display(self._p("submissions", f"{safe_name(version)}.csv" if version else "latest.csv"))
+
+    # ------------------------------------------------------------------ low-level I/O
+    def _read_json(self, path: str):
+        with self.fs.open(path, "rb") as fh:
+            return json.loads(fh.read())
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        if self.local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            tmp = f"{path}.{_tmp_suffix()}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe_file(path, data)  # one PUT
+
+    def _copy_within(self, src: str, dst: str) -> None:
+        if self.local:
+            Path(dst).parent.mkdir(parents=True, exist_ok=True)
+            tmp = f"{dst}.{_tmp_suffix()}"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+        else:
+            self.fs.copy(src, dst)  # server-side copy: the new object appears whole
 
     # ------------------------------------------------------------------ reading
     def versions(self) -> list[str]:
-        if not self.models.is_dir():
+        models = self._p("models")
+        if not self.fs.isdir(models):
             return []
-        return sorted(p.name for p in self.models.iterdir() if p.is_dir() and (p / "manifest.json").is_file())
-
-    def version_dir(self, version: str) -> Path:
-        return self.models / safe_name(version)
+        out = []
+        for entry in self.fs.ls(models, detail=False):
+            name = posixpath.basename(entry.rstrip("/"))
+            if not name.startswith(".") and self.fs.isfile(posixpath.join(models, name, "manifest.json")):
+                out.append(name)
+        return sorted(out)
 
     def manifest(self, version: str) -> dict:
-        path = self.version_dir(version) / "manifest.json"
-        if not path.is_file():
+        path = self._p("models", safe_name(version), "manifest.json")
+        if not self.fs.isfile(path):
             raise TurkeyError(f"no model version {version!r} in {self.models}")
-        return json.loads(path.read_text())
+        return self._read_json(path)
 
     def champion(self) -> dict | None:
-        if not self.champion_file.is_file():
-            return None
-        return json.loads(self.champion_file.read_text())
+        path = self._p("champion.json")
+        return self._read_json(path) if self.fs.isfile(path) else None
 
     def champion_version(self) -> str | None:
         c = self.champion()
@@ -117,22 +170,24 @@ class Registry:
         return ref
 
     def audit(self) -> list[dict]:
-        if not self.audit_file.is_file():
+        d = self._p("audit")
+        if not self.fs.isdir(d):
             return []
-        return [json.loads(line) for line in self.audit_file.read_text().splitlines() if line.strip()]
+        names = sorted(p for p in self.fs.ls(d, detail=False) if p.endswith(".json"))
+        return [self._read_json(p) for p in names]
 
     def describe(self, ref: str) -> dict:
         version = self.resolve(ref)
-        d = self.version_dir(version)
-        man = self.manifest(version)
+        d = self._p("models", safe_name(version))
+        metrics_path = posixpath.join(d, "metrics.json")
         return {
             "version": version,
             "is_champion": self.champion_version() == version,
-            "model": str(d / "model.keras"),
-            "submission": str(d / "submission.csv"),
-            "curves": str(d / "curves.png"),
-            "metrics": json.loads((d / "metrics.json").read_text()) if (d / "metrics.json").is_file() else {},
-            "manifest": man,
+            "model": self.display(posixpath.join(d, "model.keras")),
+            "submission": self.display(posixpath.join(d, "submission.csv")),
+            "curves": self.display(posixpath.join(d, "curves.png")),
+            "metrics": self._read_json(metrics_path) if self.fs.isfile(metrics_path) else {},
+            "manifest": self.manifest(version),
         }
 
     def list(self) -> list[dict]:
@@ -156,33 +211,51 @@ class Registry:
             )
         return rows
 
+    def fetch_model(self, version: str, dest_dir) -> str:
+        """A local path to ``version``'s model.keras (downloaded when the registry is remote)."""
+        src = self._p("models", safe_name(version), "model.keras")
+        if self.local:
+            return src
+        dest = Path(dest_dir) / f"{safe_name(version)}.keras"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.fs.get_file(src, str(dest))
+        return str(dest)
+
     # ------------------------------------------------------------------ writing
-    def register(self, version: str, candidate_dir, manifest: dict) -> tuple[Path, bool]:
-        """Publish ``candidate_dir`` as ``models/<version>``. Returns (path, created).
+    def register(self, version: str, candidate_dir, manifest: dict) -> tuple[str, bool]:
+        """Publish the local folder ``candidate_dir`` as ``models/<version>``. Returns (path, created).
 
         Idempotent: if the version exists (a retried or cleared task of the same run), it is left as is.
         """
-        dest = self.version_dir(version)
-        if (dest / "manifest.json").is_file():
-            return dest, False
+        name = safe_name(version)
+        dest = self._p("models", name)
+        if self.fs.isfile(posixpath.join(dest, "manifest.json")):
+            return self.display(dest), False
         candidate_dir = Path(candidate_dir)
         missing = [f for f in VERSION_FILES if not (candidate_dir / f).is_file()]
         if missing:
             raise TurkeyError(f"candidate {candidate_dir} is incomplete: missing {', '.join(missing)}")
-        self.models.mkdir(parents=True, exist_ok=True)
-        tmp = self.models / f".tmp-{safe_name(version)}-{os.getpid()}-{time.monotonic_ns()}"
+        manifest = {**manifest, "version": version, "created_at": manifest.get("created_at") or now_iso()}
+        manifest_bytes = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+        if not self.local:
+            for f in VERSION_FILES:
+                self.fs.put_file(str(candidate_dir / f), posixpath.join(dest, f))
+            self.fs.pipe_file(posixpath.join(dest, "manifest.json"), manifest_bytes)  # the commit marker
+            return self.display(dest), True
+        models = Path(self.base) / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        tmp = models / f".{name}.{_tmp_suffix()}"
         tmp.mkdir()
         try:
             for f in VERSION_FILES:
                 shutil.copyfile(candidate_dir / f, tmp / f)
-            manifest = {**manifest, "version": version, "created_at": manifest.get("created_at") or now_iso()}
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            (tmp / "manifest.json").write_bytes(manifest_bytes)
             for p in tmp.iterdir():
                 p.chmod(0o444)
             try:
                 os.rename(tmp, dest)  # atomic; fails if dest appeared meanwhile
             except OSError:
-                if (dest / "manifest.json").is_file():
+                if os.path.isfile(os.path.join(dest, "manifest.json")):
                     return dest, False
                 raise
         finally:
@@ -191,24 +264,21 @@ class Registry:
         return dest, True
 
     def _append_audit(self, entry: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"at": now_iso(), **entry}, sort_keys=True) + "\n"
-        with open(self.audit_file, "a", encoding="utf-8") as fh:  # O_APPEND: one write per line
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        entry = {"at": now_iso(), **entry}
+        name = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.json"
+        self._write_bytes(self._p("audit", name), (json.dumps(entry, sort_keys=True) + "\n").encode())
 
     def promote(self, version: str, reason: str, action: str = "promote", **details) -> dict:
-        """Make ``version`` the champion: submissions first, then the pointer, then the audit line."""
+        """Make ``version`` the champion: submissions first, then the pointer, then the audit entry."""
         version = self.resolve(version)
         previous = self.champion_version()
         if previous == version and action == "promote":
             return self.champion()  # idempotent retry
-        src = self.version_dir(version)
-        _atomic_copy(src / "submission.csv", self.submissions / f"{version}.csv")
-        _atomic_copy(src / "submission.csv", self.submissions / "latest.csv")
+        src = self._p("models", safe_name(version), "submission.csv")
+        self._copy_within(src, self._p("submissions", f"{safe_name(version)}.csv"))
+        self._copy_within(src, self._p("submissions", "latest.csv"))
         pointer = {"version": version, "promoted_at": now_iso(), "previous": previous, "reason": reason, **details}
-        _atomic_write_text(self.champion_file, json.dumps(pointer, indent=2, sort_keys=True) + "\n")
+        self._write_bytes(self._p("champion.json"), (json.dumps(pointer, indent=2, sort_keys=True) + "\n").encode())
         self._append_audit({"action": action, "version": version, "previous": previous, "reason": reason, **details})
         return pointer
 

@@ -34,7 +34,7 @@ m = info["metrics"]
 print(f"==> champion model: {info['model']}")
 print(f"    version {info['version']}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
       f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})")
-print(f"==> submission:     {reg.submissions / 'latest.csv'}")
+print(f"==> submission:     {reg.submission_path()}")
 print(f"    all versions:   turkey models list")
 PY
 exit $status

@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +40,8 @@ def test_first_run_publishes_a_champion(env):
     info = reg.describe("champion")
     assert info["manifest"]["gate"]["reason"] == "no champion yet"
     for f in ("model.keras", "metrics.json", "history.json", "curves.png", "manifest.json", "submission.csv"):
-        assert (reg.version_dir(info["version"]) / f).is_file()
-    _submission_ok(reg.submissions / "latest.csv", env.data / "landing" / "test.json")
+        assert (Path(reg.version_dir(info["version"])) / f).is_file()
+    _submission_ok(reg.submission_path(), env.data / "landing" / "test.json")
     names = [n for n, _ in res["events"]]
     assert names.count("turkey_champion_model") == 1 and names.count("turkey_submission") == 1
     extra = dict(res["events"])["turkey_submission"]
@@ -54,12 +55,12 @@ def test_first_run_publishes_a_champion(env):
 def test_losing_challenger_is_kept_but_not_promoted(env):
     reg = Registry(env.artifacts)
     champion = reg.champion_version()
-    before = (reg.submissions / "latest.csv").read_bytes()
+    before = Path(reg.submission_path()).read_bytes()
     res = env.trigger({**FAST, "recipe": "seed", "epochs": 1, "auc_tolerance": 0.0, "min_val_accuracy": 0.0})
     assert res["state"] == "success", res["log"][-4000:]
     assert res["tasks"]["promote"] == "skipped"
     assert reg.champion_version() == champion
-    assert (reg.submissions / "latest.csv").read_bytes() == before
+    assert Path(reg.submission_path()).read_bytes() == before
     assert len(reg.versions()) == 2
     loser = [r for r in reg.list() if not r["champion"]][0]
     assert loser["gate"] == "keep_champion" and not loser["ever_promoted"]
@@ -78,7 +79,7 @@ def test_accuracy_gate_failure_publishes_nothing(env):
 
 def test_bad_train_file_fails_at_validate_and_is_rejected(env):
     reg = Registry(env.artifacts)
-    state = (reg.champion_file.read_bytes(), reg.versions())
+    state = (reg.champion(), reg.versions())
     landing = env.data / "landing"
     good = landing.parent / "good-train.json"
     shutil.copy(landing / "train.json", good)
@@ -94,6 +95,6 @@ def test_bad_train_file_fails_at_validate_and_is_rejected(env):
         assert not (landing / "train.json").exists()
         rejected = list((env.data / "rejected").rglob("*train.json"))
         assert rejected, "the bad file must be moved to rejected/"
-        assert (reg.champion_file.read_bytes(), reg.versions()) == state
+        assert (reg.champion(), reg.versions()) == state
     finally:
         shutil.copy(good, landing / "train.json")

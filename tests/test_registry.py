@@ -2,6 +2,7 @@ import json
 import multiprocessing as mp
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -31,12 +32,12 @@ def test_register_is_immutable_and_idempotent(tmp_path):
     reg = Registry(tmp_path / "art")
     c = _candidate(tmp_path, "c1", tag="first")
     path, created = reg.register("v1", c, {"run_id": "r1"})
-    assert created and (path / "model.keras").read_text() == "first:model.keras\n"
+    assert created and (Path(path) / "model.keras").read_text() == "first:model.keras\n"
     c2 = _candidate(tmp_path, "c2", tag="second")
     path2, created2 = reg.register("v1", c2, {"run_id": "r1"})  # a retried publish task
-    assert not created2 and path2 == path and (path / "model.keras").read_text() == "first:model.keras\n"
+    assert not created2 and path2 == path and (Path(path) / "model.keras").read_text() == "first:model.keras\n"
     assert reg.versions() == ["v1"]
-    assert not any(p.name.startswith(".tmp") for p in reg.models.iterdir())
+    assert not [p for p in os.listdir(reg.models) if p != "v1"]  # no temporary leftovers
 
 
 def test_incomplete_candidate_is_refused(tmp_path):
@@ -53,10 +54,10 @@ def test_promote_rollback_and_audit(tmp_path):
     reg.promote("v1", reason="first")
     reg.promote("v2", reason="better")
     assert reg.champion_version() == "v2"
-    assert (reg.submissions / "latest.csv").read_text().count("\n") == 5
+    assert Path(reg.submission_path()).read_text().count("\n") == 5
     reg.rollback("v1", user="alice")
     assert reg.champion_version() == "v1" and reg.champion()["previous"] == "v2"
-    assert (reg.submissions / "latest.csv").read_text().count("\n") == 4
+    assert Path(reg.submission_path()).read_text().count("\n") == 4
     actions = [(e["action"], e["version"]) for e in reg.audit()]
     assert actions == [("promote", "v1"), ("promote", "v2"), ("rollback", "v1")]
     assert reg.describe("champion")["version"] == "v1"
@@ -98,11 +99,38 @@ def test_reader_racing_a_publish_never_sees_a_partial_file(tmp_path):
     reg.promote("v1", reason="start")
     bad = mp.Value("i", 0)
     proc = mp.get_context("fork").Process(
-        target=_reader, args=(reg.submissions / "latest.csv", time.time() + 1.5, bad)
+        target=_reader, args=(Path(reg.submission_path()), time.time() + 1.5, bad)
     )
     proc.start()
     for i in range(40):
         reg.promote("v2" if i % 2 == 0 else "v1", reason="flip")
     proc.join()
     assert bad.value == 0
-    assert os.path.getsize(reg.submissions / "latest.csv") > 0
+    assert os.path.getsize(reg.submission_path()) > 0
+
+
+def test_registry_on_an_object_store_url(tmp_path):
+    """Any fsspec URL works as the registry root (memory:// stands in for s3:// here)."""
+    import fsspec
+
+    root = f"memory://registry-{os.getpid()}-{tmp_path.name}"
+    reg = Registry(root)
+    assert reg.versions() == [] and reg.champion() is None
+    reg.register("v1", _candidate(tmp_path, "c1", 3), {"run_id": "r1"})
+    _, created = reg.register("v1", _candidate(tmp_path, "c1b", 9), {"run_id": "r1"})
+    assert not created
+    # A version whose manifest (uploaded last) is missing is not published yet.
+    fs, base = fsspec.core.url_to_fs(root)
+    fs.pipe_file(f"{base}/models/v0-partial/model.keras", b"half")
+    reg.register("v2", _candidate(tmp_path, "c2", 4), {"run_id": "r2"})
+    assert reg.versions() == ["v1", "v2"]
+    reg.promote("v1", reason="first")
+    reg.promote("v2", reason="better")
+    reg.rollback("v1", user="bob")
+    assert reg.champion_version() == "v1"
+    assert fs.cat_file(f"{base}/submissions/latest.csv").count(b"\n") == 4
+    assert reg.submission_path().startswith("memory://")
+    assert [e["action"] for e in reg.audit()] == ["promote", "promote", "rollback"]
+    local = reg.fetch_model("v2", tmp_path / "dl")
+    assert Path(local).read_text() == "x:model.keras\n"
+    assert reg.describe("champion")["model"].startswith("memory://")

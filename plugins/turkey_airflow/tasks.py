@@ -81,7 +81,7 @@ def train(prepared: dict) -> dict:
     ctx = get_current_context()
     reg = Registry()
     champ = reg.champion_version()
-    champ_model = reg.version_dir(champ) / "model.keras" if champ else None
+    champ_model = reg.fetch_model(champ, _run_dir(ctx) / "champion") if champ else None
     return train_step(
         prepared["split_npz"],
         prepared["test_padded_npz"],
@@ -171,9 +171,9 @@ def promote(registered: dict) -> dict:
     ctx["outlet_events"][SUBMISSION].extra = {
         "version": version,
         "metrics": metrics,
-        "path": str(reg.submissions / "latest.csv"),
-        "versioned_path": str(reg.submissions / f"{version}.csv"),
+        "path": reg.submission_path(),
+        "versioned_path": reg.submission_path(version),
     }
-    logging.getLogger("ml").info("champion is now %s; submission %s", version, reg.submissions / "latest.csv")
+    logging.getLogger("ml").info("champion is now %s; submission %s", version, reg.submission_path())
     return {"version": version, "previous": pointer.get("previous"), "model": info["model"],
-            "submission": str(reg.submissions / "latest.csv")}
+            "submission": reg.submission_path()}
