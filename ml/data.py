@@ -223,8 +223,9 @@ def iter_raw_records(path):
                         path, "json.syntax", f"record #{index} is nested too deeply to parse", [(index, None)]
                     ) from None
                 except ValueError as exc:  # e.g. an integer literal longer than Python's digit limit
+                    reason = str(exc).split(":")[0]
                     raise DataError(
-                        path, "json.syntax", f"invalid JSON in record #{index}: {exc}", [(index, None)]
+                        path, "json.syntax", f"invalid JSON in record #{index}: {reason}", [(index, None)]
                     ) from None
             if not isinstance(obj, dict):
                 raise DataError(
