@@ -16,7 +16,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(VENV)/bin/python || { python3 -m pip install -q --disable-pip-version-check uv 2>/dev/null || true; \
 	  if python3 -m uv --version >/dev/null 2>&1; then python3 -m uv venv -q $(VENV) --python python3; else python3 -m venv $(VENV); fi; }
 	@if python3 -m uv --version >/dev/null 2>&1; then \
-	  VIRTUAL_ENV=$(VENV) python3 -m uv pip install -q -r requirements.lock && VIRTUAL_ENV=$(VENV) python3 -m uv pip install -q --no-deps -e .; \
+	  python3 -m uv pip install -q --python $(PY) -r requirements.lock && python3 -m uv pip install -q --python $(PY) --no-deps -e .; \
 	else \
 	  $(PY) -m pip install -q -r requirements.lock && $(PY) -m pip install -q --no-deps -e .; \
 	fi

@@ -14,9 +14,12 @@
 # TURKEY_DIST_TRAIN_SIZE/TEST_SIZE (demo data), TURKEY_DIST_TIMEOUT (seconds for the run, default 480),
 # TURKEY_DIST_KEEP=1 (keep the temp folder with logs even on success).
 set -uo pipefail
+{ # the whole script is one block, so bash reads all of it before running (safe to edit while it runs)
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 helpers="$repo/scripts/distributed"
+py="$repo/.venv/bin/python"
+[[ -x "$py" ]] || py="$(command -v python3)"
 t0=$(date +%s)
 
 pg_host="${TURKEY_DIST_PG_HOST:-127.0.0.1}"
@@ -38,6 +41,7 @@ db_created=0
 declare -A pids=()
 status=1
 cleaned=0
+checker=""
 
 say() { printf '[dist %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -82,6 +86,7 @@ cleanup() {
   ((cleaned)) && return
   cleaned=1
   trap '' INT TERM
+  [[ -n "$checker" ]] && kill -TERM "$checker" 2>/dev/null
   stop_all
   if [[ -n "$redis_db" ]]; then
     "$py" "$helpers/infra.py" redis-flush "$redis_db" "$token" && say "flushed Redis db $redis_db" \
@@ -124,8 +129,6 @@ export TURKEY_ARTIFACTS_ROOT="$work/shared/artifacts"
 mkdir -p "$AIRFLOW_HOME" "$TURKEY_DATA_ROOT/landing" "$TURKEY_ARTIFACTS_ROOT"
 # shellcheck source=scripts/env.sh
 source "$repo/scripts/env.sh"
-py="$repo/.venv/bin/python"
-[[ -x "$py" ]] || py="$(command -v python3)"
 
 say "work folder $work"
 if ! "$py" - <<PY
@@ -237,9 +240,12 @@ done
 wait "$checker"
 rc=$?
 watchdog || rc=1
+"$py" "$helpers/infra.py" celery-check "celery@$gpu_host" "celery@$default_host" || rc=1
 if ((rc == 0)); then
   status=0
 else
   say "FAILED (check_run exit $rc)"
   dump_logs 15
 fi
+exit "$status"
+}

@@ -115,6 +115,21 @@ def walk_strings(value):
             yield from walk_strings(v)
 
 
+def task_errors(api: Api, run_id: str, ti: dict) -> list[str]:
+    """The error lines of a task's log, through the REST API (structured log records)."""
+    status, payload = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+                               f"{ti['task_id']}/logs/{ti['try_number']}", params={"full_content": "true"})
+    if status != 200 or not isinstance(payload, dict):
+        return [f"(log not available: HTTP {status})"]
+    out = []
+    for rec in payload.get("content") or []:
+        if isinstance(rec, dict) and rec.get("level") in ("error", "critical"):
+            detail = rec.get("error_detail") or []
+            exc = "; ".join(f"{d.get('exc_type')}: {d.get('exc_value')}" for d in detail if isinstance(d, dict))
+            out.append((rec.get("event") or "") + (f" -- {exc}" if exc else ""))
+    return out[-5:] or ["(no error records in the log)"]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--api", required=True)
@@ -181,13 +196,17 @@ def main() -> int:
              "approve_promotion", "promote"]
     tis.sort(key=lambda t: (order.index(t["task_id"]) if t["task_id"] in order else 99, t["task_id"]))
     print()
-    print(f"{'task':<18} {'state':<9} {'queue':<8} {'hostname':<22} {'try':>3} {'duration':>9}")
-    print("-" * 74)
+    print(f"{'task':<18} {'state':<15} {'queue':<8} {'hostname':<22} {'try':>3} {'duration':>9}")
+    print("-" * 80)
     for ti in tis:
         dur = f"{ti['duration']:.1f}s" if ti.get("duration") is not None else "-"
-        print(f"{ti['task_id']:<18} {ti['state'] or '-':<9} {ti['queue'] or '-':<8} {ti['hostname'] or '-':<22} "
+        print(f"{ti['task_id']:<18} {ti['state'] or '-':<15} {ti['queue'] or '-':<8} {ti['hostname'] or '-':<22} "
               f"{ti['try_number']:>3} {dur:>9}")
     print()
+    for ti in tis:
+        if ti.get("state") == "failed":
+            for line in task_errors(api, run_id, ti):
+                log(f"  {ti['task_id']} (try {ti['try_number']}): {line}")
 
     # ---- where each task ran
     by_id = {t["task_id"]: t for t in tis}

@@ -6,6 +6,7 @@ Redis index and marks it, ``redis-flush`` flushes that one index (only if it car
 
     python infra.py pg-create NAME | pg-drop NAME | redis-claim FIRST_INDEX [--exact] TOKEN
     python infra.py redis-flush INDEX TOKEN | free-port
+    python infra.py celery-check GPU_NODE DEFAULT_NODE   (Airflow's Celery settings from the environment)
 
 Connection: TURKEY_DIST_PG_HOST/PORT/USER (127.0.0.1, 5432, postgres; trust auth or PGPASSWORD) and
 TURKEY_DIST_REDIS_HOST/PORT (127.0.0.1, 6379).
@@ -98,6 +99,37 @@ def free_port() -> None:
         print(s.getsockname()[1])
 
 
+def celery_check(gpu_node: str, default_node: str) -> None:
+    """Ask the running workers (Celery remote control) how they are configured and what they ran."""
+    from airflow.providers.celery.executors.celery_executor import app
+
+    stats = app.control.inspect(destination=[gpu_node, default_node], timeout=10).stats() or {}
+    queues = app.control.inspect(destination=[gpu_node, default_node], timeout=10).active_queues() or {}
+    failed = []
+    for node in (gpu_node, default_node):
+        st = stats.get(node)
+        if st is None:
+            failed.append(f"{node}: no reply")
+            continue
+        pool = st.get("pool", {})
+        ran = st.get("total", {})
+        qs = sorted(q["name"] for q in queues.get(node, []))
+        print(f"[celery] {node}: queues={qs} max-concurrency={pool.get('max-concurrency')} "
+              f"max-tasks-per-child={pool.get('max-tasks-per-child')} tasks={ran}")
+        if node == gpu_node:
+            if qs != ["gpu"]:
+                failed.append(f"{node} consumes {qs}, expected only gpu")
+            if pool.get("max-concurrency") != 1 or pool.get("max-tasks-per-child") != 1:
+                failed.append(f"{node}: expected concurrency 1 and max-tasks-per-child 1, got {pool}")
+        elif qs != ["default"]:
+            failed.append(f"{node} consumes {qs}, expected default")
+    for f in failed:
+        print(f"[celery] FAIL {f}")
+    if failed:
+        sys.exit(1)
+    print("[celery] PASS gpu worker: only the gpu queue, one task at a time, a fresh process per task")
+
+
 def main(argv: list[str]) -> None:
     cmd, *rest = argv or ["-h"]
     if cmd == "pg-create":
@@ -110,6 +142,8 @@ def main(argv: list[str]) -> None:
         redis_claim(int(rest[0]), rest[1], exact)
     elif cmd == "redis-flush":
         redis_flush(int(rest[0]), rest[1])
+    elif cmd == "celery-check":
+        celery_check(rest[0], rest[1])
     elif cmd == "free-port":
         free_port()
     else:
