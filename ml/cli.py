@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -50,25 +51,24 @@ def cmd_train(a) -> int:
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))
-    test = a.test or a.train
-    v = validate_inputs(a.train, test, work, report_dir=out / "validation", min_records=a.min_records, reject=False)
-    p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, a.seed)
-    recipe = {
-        "name": a.recipe,
-        "epochs": a.epochs,
-        "batch_size": a.batch_size,
-        "learning_rate": a.learning_rate,
-        "seed": a.seed,
-        "mixed_precision": a.mixed_precision or None,
-    }
-    t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe)
-    m = evaluate_step(p["split_npz"], out, a.seed, extra={"recipe": t["recipe"], "device": t["device"]})
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
-    if not a.test:
-        (out / "submission.csv").unlink(missing_ok=True)  # scored the training file only as a placeholder
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))  # intermediate arrays; removed in any case
+    try:
+        v = validate_inputs(
+            a.train, a.test, work, report_dir=out / "validation", min_records=a.min_records, reject=False
+        )
+        p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, a.seed)
+        recipe = {
+            "name": a.recipe,
+            "epochs": a.epochs,
+            "batch_size": a.batch_size,
+            "learning_rate": a.learning_rate,
+            "seed": a.seed,
+            "mixed_precision": a.mixed_precision or None,
+        }
+        t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe)
+        m = evaluate_step(p["split_npz"], out, a.seed, extra={"recipe": t["recipe"], "device": t["device"]})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(
         f"model {out / 'model.keras'}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
         f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})"

@@ -23,8 +23,10 @@ log = logging.getLogger("ml.pipeline")
 
 
 # --------------------------------------------------------------------------------------------- validate
-def validate_inputs(train_path, test_path, work_dir, report_dir=None, min_records: int = 100, reject: bool = True) -> dict:
-    """Validate train and test; on success write compact arrays (``train.npz``, ``test.npz``).
+def validate_inputs(
+    train_path, test_path, work_dir, report_dir=None, min_records: int = 100, reject: bool = True
+) -> dict:
+    """Validate train and (when given) test; on success write compact arrays (``train.npz``, ``test.npz``).
 
     On failure the offending file is moved to ``rejected/`` beside its folder (when ``reject``) and a
     DataError naming the file, rule and records is raised. Nothing else is written.
@@ -36,6 +38,8 @@ def validate_inputs(train_path, test_path, work_dir, report_dir=None, min_record
     report_dir = Path(report_dir) if report_dir else work_dir / "validation"
     outcomes = {}
     for split, path, ref in (("train", train_path, None), ("test", test_path, "train")):
+        if path is None:
+            continue
         t0 = time.perf_counter()
         out = validate_file(
             path,
@@ -60,19 +64,22 @@ def validate_inputs(train_path, test_path, work_dir, report_dir=None, min_record
                 log.error("moved rejected input %s to %s", path, moved)
             out.raise_for_failures()
         outcomes[split] = out
-    tr, te = outcomes["train"].records, outcomes["test"].records
+    tr = outcomes["train"].records
+    te = outcomes["test"].records if "test" in outcomes else None
     train_npz = save_arrays(
         work_dir / "train.npz", ids=tr.ids, frames=tr.frames, lengths=tr.lengths, labels=tr.labels
     )
-    test_npz = save_arrays(work_dir / "test.npz", ids=te.ids, frames=te.frames, lengths=te.lengths)
+    test_npz = (
+        save_arrays(work_dir / "test.npz", ids=te.ids, frames=te.frames, lengths=te.lengths) if te is not None else None
+    )
     return {
         "train_npz": train_npz,
         "test_npz": test_npz,
         "n_train": len(tr),
-        "n_test": len(te),
+        "n_test": len(te) if te is not None else 0,
         "train_sha256": sha256_file(train_path),
-        "test_sha256": sha256_file(test_path),
-        "warnings": outcomes["train"].warnings + outcomes["test"].warnings,
+        "test_sha256": sha256_file(test_path) if test_path is not None else None,
+        "warnings": [w for o in outcomes.values() for w in o.warnings],
         "report_dir": str(report_dir),
         "report_html": {s: o.report_html for s, o in outcomes.items()},
     }
@@ -100,8 +107,12 @@ def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, seed
         len_val=tr["lengths"][iva],
         ids_val=tr["ids"][iva],
     )
-    te = load_arrays(test_npz)
-    test_padded = save_arrays(Path(work_dir) / "test_padded.npz", x=pad_frames(te["frames"], te["lengths"]), ids=te["ids"])
+    test_padded = None
+    if test_npz is not None:
+        te = load_arrays(test_npz)
+        test_padded = save_arrays(
+            Path(work_dir) / "test_padded.npz", x=pad_frames(te["frames"], te["lengths"]), ids=te["ids"]
+        )
     log.info("split %d records: %d train / %d validation (seed %d)", len(y), len(itr), len(iva), seed)
     return {
         "split_npz": split_npz,
@@ -132,7 +143,7 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
 
     Writes into ``out_dir``: model.keras, history.json, curves.png, predictions.npz (validation and test
     probabilities, and the current champion's validation probabilities when ``champion_model`` is
-    given, for the champion/challenger gate) and submission.csv.
+    given, for the champion/challenger gate) and, when ``test_padded_npz`` is given, submission.csv.
     """
     from ml.train import describe_device, fit, make_recipe, predict, save_curves, save_model, write_json
 
@@ -146,9 +157,11 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
     model, history, seconds = fit(d["x_train"], d["y_train"], d["x_val"], d["y_val"], rc)
     log.info("trained %d epoch(s) in %.1fs", len(history.get("loss", [])), seconds)
     val_pred = predict(model, d["x_val"])
-    te = load_arrays(test_padded_npz)
-    test_pred = predict(model, te["x"])
-    preds = {"val_pred": val_pred, "test_pred": test_pred}
+    preds = {"val_pred": val_pred}
+    if test_padded_npz is not None:
+        te = load_arrays(test_padded_npz)
+        preds["test_pred"] = predict(model, te["x"])
+        write_submission(te["ids"], preds["test_pred"], out / "submission.csv")
     if champion_model and Path(champion_model).is_file():
         import keras
 
@@ -159,7 +172,6 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
     save_model(model, out / "model.keras")
     write_json(history, out / "history.json")
     save_curves(history, out / "curves.png")
-    write_submission(te["ids"], test_pred, out / "submission.csv")
     return {
         "candidate_dir": str(out),
         "device": device,
