@@ -392,6 +392,9 @@ def pad_frames(frames: np.ndarray, lengths: np.ndarray, maxlen: int = MAXLEN) ->
     np.cumsum(lengths, out=offsets[1:])
     rec = np.repeat(np.arange(n), lengths)  # record of each stored frame
     pos_from_end = offsets[1:][rec] - np.arange(offsets[-1]) - 1  # 0 for the last frame of its record
+    if lengths.max() <= maxlen:  # nothing to truncate: skip the mask copies
+        out[rec, maxlen - 1 - pos_from_end] = frames
+        return out
     keep = pos_from_end < maxlen
     out[rec[keep], maxlen - 1 - pos_from_end[keep]] = frames[keep]
     return out

@@ -146,12 +146,13 @@ def fit(x_train, y_train, x_val, y_val, recipe: Recipe):
         _epoch_logger(recipe.epochs),
     ]
     t0 = time.perf_counter()
+    # Frames stay uint8 (4x smaller than float32): the model's float32 Input casts each batch.
     hist = model.fit(
-        np.asarray(x_train, np.float32),
+        np.asarray(x_train),
         np.asarray(y_train, np.float32),
         batch_size=recipe.batch_size,
         epochs=recipe.epochs,
-        validation_data=(np.asarray(x_val, np.float32), np.asarray(y_val, np.float32)),
+        validation_data=(np.asarray(x_val), np.asarray(y_val, np.float32)),
         shuffle=True,
         verbose=0,
         callbacks=callbacks,
@@ -162,7 +163,8 @@ def fit(x_train, y_train, x_val, y_val, recipe: Recipe):
 
 
 def predict(model, x, batch_size: int = 1024) -> np.ndarray:
-    return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0).reshape(-1).astype(np.float64)
+    """Probabilities for padded frames (uint8 is fine: the model casts per batch)."""
+    return model.predict(np.asarray(x), batch_size=batch_size, verbose=0).reshape(-1).astype(np.float64)
 
 
 def save_curves(history: dict, path) -> str:
