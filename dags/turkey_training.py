@@ -7,6 +7,7 @@ the ML in the ``ml`` package. Nothing heavy (TensorFlow, GE) is imported at pars
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
@@ -15,6 +16,8 @@ from turkey_airflow import tasks
 from turkey_airflow.assets import INCOMING_DATA, MODEL, SUBMISSION
 
 DATA, GATES, RECIPE, PUBLISH = "Input data", "Quality gates", "Training recipe", "Publishing"
+# Each task returns one small dict: push it as one XCom (not also one XCom per key).
+step = partial(task, multiple_outputs=False)
 
 with DAG(
     dag_id="turkey_training",
@@ -58,12 +61,12 @@ with DAG(
                                   description="Wait for a human approval in the UI before promoting."),
     },
 ) as dag:
-    validated = task(tasks.validate, task_id="validate", retries=0)()
-    prepared = task(tasks.prepare, task_id="split_and_pad")(validated)
-    trained = task(tasks.train, task_id="train", queue="gpu")(prepared)
-    metrics = task(tasks.evaluate, task_id="evaluate")(prepared, trained)
-    gate = task(tasks.accuracy_gate, task_id="accuracy_gate", retries=0)(metrics)
-    registered = task(tasks.register, task_id="register")(validated, trained, metrics)
+    validated = step(tasks.validate, task_id="validate", retries=0)()
+    prepared = step(tasks.prepare, task_id="split_and_pad")(validated)
+    trained = step(tasks.train, task_id="train", queue="gpu")(prepared)
+    metrics = step(tasks.evaluate, task_id="evaluate")(prepared, trained)
+    gate = step(tasks.accuracy_gate, task_id="accuracy_gate", retries=0)(metrics)
+    registered = step(tasks.register, task_id="register")(validated, trained, metrics)
     decided = task.branch(tasks.decide, task_id="decide")(registered)
     approval = ApprovalOperator(
         task_id="approve_promotion",
@@ -72,7 +75,7 @@ with DAG(
              "{{ ti.xcom_pull(task_ids='register')['reason'] }}",
         response_timeout=timedelta(days=2),
     )
-    promoted = task(tasks.promote, task_id="promote", outlets=[MODEL, SUBMISSION],
+    promoted = step(tasks.promote, task_id="promote", outlets=[MODEL, SUBMISSION],
                     trigger_rule="none_failed_min_one_success")(registered)
     gate >> registered
     decided >> [approval, promoted]

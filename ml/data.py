@@ -13,6 +13,8 @@ here and *judged* in :mod:`ml.validation`.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -67,6 +69,7 @@ class Records:
     lengths: np.ndarray  # (N,) int32, frames stored per record
     labels: np.ndarray  # (N,) int8; -1 where missing or invalid
     summary: dict = field(repr=False, default_factory=dict)  # column -> np.ndarray / list, see SUMMARY_COLUMNS
+    sha256: str | None = None  # of the file's bytes, computed while parsing (no second read)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -95,13 +98,36 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _WS = " \t\n\r"
 
 
+class _HashingReader(io.RawIOBase):
+    """Raw reader that feeds every byte it reads into a hash object."""
+
+    def __init__(self, raw, digest):
+        self.raw, self.digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.raw.readinto(b)
+        if n:
+            self.digest.update(memoryview(b)[:n])
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 class _Stream:
     """A growing text buffer over a file, with line tracking for error messages."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, digest=None):
         self.path = path
         try:
-            self.fh = open(path, encoding="utf-8-sig", errors="strict", newline="")  # noqa: SIM115
+            raw = open(path, "rb", buffering=0)  # noqa: SIM115
+            if digest is not None:
+                raw = io.BufferedReader(_HashingReader(raw, digest), buffer_size=1 << 20)
+            self.fh = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
         except OSError as exc:
             raise DataError(path, "file.readable", f"cannot open file ({exc.strerror or exc})") from None
         self.buf = ""
@@ -158,13 +184,15 @@ def _cut_short(rest: str) -> bool:
     return any(lit.startswith(rest) for lit in ("true", "false", "null"))
 
 
-def iter_raw_records(path):
+def iter_raw_records(path, digest=None):
     """Yield ``(index, record_object, record_text)`` for each element of the top-level JSON list.
 
-    Raises DataError for any structural problem, naming the record index where one applies.
+    Raises DataError for any structural problem, naming the record index where one applies. When
+    ``digest`` (a hashlib object) is given, every byte of the file is fed to it: a complete iteration
+    reads the file to its end.
     """
     path = Path(path)
-    s = _Stream(path)
+    s = _Stream(path, digest)
     try:
         first = s.skip_ws()
         if first is None:
@@ -319,7 +347,8 @@ def read_records(path) -> Records:
     """Parse a train/test JSON file into :class:`Records`. Raises DataError on structural problems only."""
     cols = {c: [] for c in SUMMARY_COLUMNS}
     frames, lengths, labels, ids = [], [], [], []
-    for index, rec, text in iter_raw_records(path):
+    digest = hashlib.sha256()
+    for index, rec, text in iter_raw_records(path, digest):
         vid = rec.get("vid_id")
         vid_ok = type(vid) is str and vid.strip() != ""
         vid_s = vid if type(vid) is str else repr(vid)
@@ -374,6 +403,7 @@ def read_records(path) -> Records:
         lengths=np.asarray(lengths, dtype=np.int32),
         labels=np.asarray(labels, dtype=np.int8),
         summary=summary,
+        sha256=digest.hexdigest(),
     )
 
 

@@ -31,7 +31,6 @@ def validate_inputs(
     On failure the offending file is moved to ``rejected/`` beside its folder (when ``reject``) and a
     DataError naming the file, rule and records is raised. Nothing else is written.
     """
-    from ml.registry import sha256_file
     from ml.validation import reject_file, validate_file
 
     work_dir = Path(work_dir)
@@ -77,8 +76,8 @@ def validate_inputs(
         "test_npz": test_npz,
         "n_train": len(tr),
         "n_test": len(te) if te is not None else 0,
-        "train_sha256": sha256_file(train_path),
-        "test_sha256": sha256_file(test_path) if test_path is not None else None,
+        "train_sha256": tr.sha256,
+        "test_sha256": te.sha256 if te is not None else None,
         "warnings": [w for o in outcomes.values() for w in o.warnings],
         "report_dir": str(report_dir),
         "report_html": {s: o.report_html for s, o in outcomes.items()},

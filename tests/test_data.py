@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,3 +62,13 @@ def test_split_and_pad_shapes(demo_dir):
     d = split_and_pad(r, 0.25, 1)
     assert d["x_train"].shape[1:] == (10, 128) and d["x_val"].dtype == np.uint8
     assert len(d["x_train"]) + len(d["x_val"]) == len(r)
+
+
+def test_sha256_is_computed_while_parsing(tmp_path, monkeypatch):
+    import hashlib
+
+    import ml.data
+
+    monkeypatch.setattr(ml.data, "_CHUNK", 211)
+    path = write_json(make_records(12, np.random.default_rng(5), True, set()), tmp_path / "train.json")
+    assert read_records(path).sha256 == hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,1 @@
+"""``make bench``: measurements behind BENCHMARKS.md (see bench/run_bench.py)."""

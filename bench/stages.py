@@ -1,0 +1,232 @@
+"""Measured stages, one per process (``python -m bench.stages STAGE --args JSON``), so peak RSS is per stage.
+
+Each prints one ``BENCH_RESULT {json}`` line: ``seconds`` (the measured operation only), ``records``,
+``wall_in_process`` (everything after the interpreter started, imports included) and ``peak_rss_mib``.
+
+Stages (section 2 of BENCHMARKS.md):
+
+- ``validate``: :func:`ml.validation.validate_file` on one file (parse + GX rules + Data Docs, as the DAG
+  runs it); then the compact arrays are saved (timed separately) for the next stage.
+- ``pad``: load the arrays, stratified split + Keras-style padding of train, padding of test (as
+  :func:`ml.pipeline.prepare_step`); saves ``split.npz`` and ``test_padded.npz``.
+- ``train_epoch``: one epoch of the default recipe's model and batch size (validation pass included);
+  or ``max_steps`` steps, extrapolated to the epoch and labelled so.
+- ``score``: load the saved model and predict the padded test array (``ml.train.predict``, batch 1024).
+
+``quality`` (section 3) trains the seed and default recipes and the logistic baseline over several seeds
+in one process and scores each on the validation split and on a held-out labelled file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import emit, peak_rss_mib  # noqa: E402
+
+
+def _done(result: dict) -> None:
+    result["wall_in_process"] = round(time.perf_counter() - T_START, 3)
+    result["peak_rss_mib"] = round(peak_rss_mib(), 1)
+    emit(result)
+
+
+def stage_validate(a: dict) -> None:
+    from ml.data import save_arrays
+    from ml.validation import validate_file
+
+    work = Path(a["work"])
+    # GX import and context start-up, once per process, timed apart from the per-file work.
+    t = time.perf_counter()
+    try:
+        from ml.validation import _engine
+
+        _engine()
+    except ImportError:  # the module no longer has a separate engine: validate_file pays it below
+        pass
+    gx_startup = time.perf_counter() - t
+    t = time.perf_counter()
+    out = validate_file(a["file"], a["split"], report_dir=work / f"validation-{a['split']}", min_records=1)
+    seconds = time.perf_counter() - t
+    if not out.ok:
+        raise SystemExit(f"validation failed: {[f.message for f in out.failures][:3]}")
+    r = out.records
+    t = time.perf_counter()
+    extra = {"labels": r.labels} if a["split"] == "train" else {}
+    save_arrays(work / f"{a['split']}.npz", ids=r.ids, frames=r.frames, lengths=r.lengths, **extra)
+    _done(
+        {
+            "seconds": seconds,
+            "gx_startup_seconds": gx_startup,
+            "records": len(r),
+            "file_mib": Path(a["file"]).stat().st_size / 2**20,
+            "save_npz_seconds": time.perf_counter() - t,
+            "warnings": len(out.warnings),
+        }
+    )
+
+
+def stage_pad(a: dict) -> None:
+    import numpy as np
+
+    from ml.data import load_arrays, pad_frames, save_arrays
+    from ml.prepare import stratified_split
+
+    work = Path(a["work"])
+    t = time.perf_counter()
+    import sklearn.model_selection  # noqa: F401  (imported by stratified_split; timed apart)
+
+    import_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    tr = load_arrays(work / "train.npz")
+    te = load_arrays(work / "test.npz")
+    load_seconds = time.perf_counter() - t
+
+    t = time.perf_counter()
+    x = pad_frames(tr["frames"], tr["lengths"])
+    y = tr["labels"].astype(np.int8)
+    itr, iva = stratified_split(y, 0.25, 42)
+    x_train, y_train, x_val, y_val = x[itr], y[itr], x[iva], y[iva]
+    x_test = pad_frames(te["frames"], te["lengths"])
+    seconds = time.perf_counter() - t
+
+    t = time.perf_counter()
+    save_arrays(work / "split.npz", x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val)
+    save_arrays(work / "test_padded.npz", x=x_test)
+    _done(
+        {
+            "seconds": seconds,
+            "records": int(len(y) + len(x_test)),
+            "load_seconds": load_seconds,
+            "import_sklearn_seconds": import_seconds,
+            "save_seconds": time.perf_counter() - t,
+            "n_train": int(len(itr)),
+            "n_val": int(len(iva)),
+            "n_test": int(len(x_test)),
+        }
+    )
+
+
+def stage_train_epoch(a: dict) -> None:
+    import math
+
+    from ml.data import load_arrays
+
+    work = Path(a["work"])
+    d = load_arrays(work / "split.npz")
+    t = time.perf_counter()
+    import keras
+
+    from ml.train import fit, make_recipe, save_model
+
+    import_seconds = time.perf_counter() - t
+    rc = make_recipe("default", epochs=1)
+    n = len(d["y_train"])
+    steps_per_epoch = math.ceil(n / rc.batch_size)
+    max_steps = a.get("max_steps")
+    if max_steps and max_steps < steps_per_epoch:
+        # A fixed number of steps: a prefix of the train split, validation pass included.
+        k = max_steps * rc.batch_size
+        model, _, seconds = fit(d["x_train"][:k], d["y_train"][:k], d["x_val"], d["y_val"], rc)
+        measured_steps = max_steps
+    else:
+        model, _, seconds = fit(d["x_train"], d["y_train"], d["x_val"], d["y_val"], rc)
+        measured_steps = steps_per_epoch
+    save_model(model, work / "model.keras")
+    _done(
+        {
+            "seconds": seconds,
+            "records": n if measured_steps == steps_per_epoch else measured_steps * rc.batch_size,
+            "n_train": n,
+            "n_val": int(len(d["y_val"])),
+            "steps_per_epoch": steps_per_epoch,
+            "measured_steps": measured_steps,
+            "extrapolated": measured_steps != steps_per_epoch,
+            "epoch_seconds": seconds * steps_per_epoch / measured_steps,
+            "import_tf_seconds": import_seconds,
+            "keras": keras.__version__,
+        }
+    )
+
+
+def stage_score(a: dict) -> None:
+    from ml.data import load_arrays
+
+    work = Path(a["work"])
+    x = load_arrays(work / "test_padded.npz")["x"]
+    t = time.perf_counter()
+    import keras
+
+    from ml.train import predict
+
+    model = keras.models.load_model(work / "model.keras", compile=False)
+    load_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    p = predict(model, x)
+    seconds = time.perf_counter() - t
+    _done({"seconds": seconds, "records": int(len(p)), "import_and_load_model_seconds": load_seconds})
+
+
+def stage_quality(a: dict) -> None:
+    """Seed recipe, default recipe and logistic baseline over seeds; validation and held-out metrics."""
+    from ml.data import pad_frames, read_records
+    from ml.evaluate import binary_metrics, logistic_baseline
+    from ml.prepare import split_and_pad
+    from ml.train import fit, make_recipe, predict
+
+    train = read_records(a["train"])
+    hold = read_records(a["holdout"])
+    if (hold.labels < 0).any():
+        raise SystemExit("held-out file has unlabelled records")
+    x_hold, y_hold = pad_frames(hold.frames, hold.lengths), hold.labels.astype(int)
+    runs = []
+    for seed in a["seeds"]:
+        d = split_and_pad(train, 0.25, seed)
+        base_val = logistic_baseline(
+            d["x_train"], d["len_train"], d["y_train"], d["x_val"], d["len_val"], d["y_val"], seed
+        )
+        base_hold = logistic_baseline(d["x_train"], d["len_train"], d["y_train"], x_hold, hold.lengths, y_hold, seed)
+        runs.append({"model": "logistic baseline", "seed": seed, "val": base_val, "holdout": base_hold, "epochs": None})
+        for preset in ("seed", "default"):
+            rc = make_recipe(preset, seed=seed, epochs=a.get("epochs"))
+            model, history, seconds = fit(d["x_train"], d["y_train"], d["x_val"], d["y_val"], rc)
+            runs.append(
+                {
+                    "model": f"{preset} recipe",
+                    "seed": seed,
+                    "val": binary_metrics(d["y_val"], predict(model, d["x_val"])),
+                    "holdout": binary_metrics(y_hold, predict(model, x_hold)),
+                    "epochs": len(history.get("loss", [])),
+                    "train_seconds": seconds,
+                }
+            )
+            print(f"seed {seed} {preset}: {runs[-1]['holdout']}", file=sys.stderr, flush=True)
+    _done({"runs": runs, "n_train_file": len(train), "n_holdout": len(hold)})
+
+
+STAGES = {
+    "validate": stage_validate,
+    "pad": stage_pad,
+    "train_epoch": stage_train_epoch,
+    "score": stage_score,
+    "quality": stage_quality,
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="one measured bench stage")
+    p.add_argument("stage", choices=sorted(STAGES))
+    p.add_argument("--args", default="{}", help="JSON object of stage arguments")
+    a = p.parse_args(argv)
+    STAGES[a.stage](json.loads(a.args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
