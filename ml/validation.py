@@ -45,8 +45,8 @@ A record that breaks one rule is not also reported by the rules that depend on i
 
 Reports (``validate_file(..., report_dir=DIR)``, also written when the file fails): ``DIR/validation-<split>.json``
 (verdict, failures with up to 100 records each, warnings) and a static GX Data Docs site
-``DIR/data-docs-<split>/index.html`` (the suite and this run's results; each expectation is labelled with its
-rule). Train and test may share ``DIR``. ``reject_file`` moves a bad file to ``rejected/`` beside its folder.
+``DIR/data-docs-<split>/`` (the suite and this run's results; each expectation is labelled with its rule);
+``report_html`` is this run's result page in it, which renders offline too. Train and test may share ``DIR``. ``reject_file`` moves a bad file to ``rejected/`` beside its folder.
 
 The GX context (ephemeral, offline, no analytics, no progress bars) is created once per process and
 reused: its start-up costs seconds, a validation run costs a fraction of one. Results are not kept in
@@ -197,7 +197,8 @@ class _Engine:
         )
 
     def build_docs(self, site_dir: Path, result, split: str, batch_identifier: str) -> str:
-        """Render ``result`` plus the suite into a static Data Docs site in ``site_dir``; return index.html.
+        """Render ``result`` plus the suite into a static Data Docs site in ``site_dir``; return the path
+        of this result's page (index.html if it cannot be located).
 
         The result is stored only while its page is rendered (trim it first: storing serialises it).
         """
@@ -229,9 +230,14 @@ class _Engine:
         self.store.set(key, result)
         try:
             self.context.build_data_docs(site_names=[name], resource_identifiers=[key, suite_id])
+            # The run's own result page: it renders its content even offline, whereas the index page's
+            # table is filled by JavaScript loaded from CDNs.
+            urls = self.context.get_docs_sites_urls(resource_identifier=key, site_name=name, only_if_exists=True)
         finally:
             self.store.remove_key(key)
-        return str(site_dir / "index.html")
+        url = (urls[0].get("site_url") if urls else None) or ""
+        page = Path(url[len("file://") :]) if url.startswith("file://") else None
+        return str(page) if page is not None and page.is_file() else str(site_dir / "index.html")
 
     def structural_result(self, split: str, failure: Failure, path: str):
         """A hand-made validation result for a file that could not be parsed (so Data Docs can show it)."""
