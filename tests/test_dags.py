@@ -54,14 +54,14 @@ def test_training_graph_and_queues(dagbag):
 
 
 def test_schedules(dagbag):
-    from airflow.sdk import AssetOrTimeSchedule
+    from airflow.sdk import Asset, AssetAll, AssetOrTimeSchedule
 
-    training = dagbag.dags["turkey_training"]
-    assert isinstance(training.timetable, AssetOrTimeSchedule) or "AssetOrTime" in type(training.timetable).__name__
-    consumer = dagbag.dags["turkey_consumer"]
-    names = {a.name for a in consumer.timetable.asset_condition.iter_assets().values()} if hasattr(
-        consumer.timetable.asset_condition, "iter_assets") else set()
-    assert "turkey_submission" in names or "turkey_submission" in repr(consumer.timetable.asset_condition)
+    training = dagbag.dags["turkey_training"].timetable
+    assert isinstance(training, AssetOrTimeSchedule)  # new data OR the weekly cron
+    assert isinstance(training.asset_condition, Asset) and training.asset_condition.name == "turkey_incoming_data"
+    assert "0 3 * * 1" in repr(training.timetable)
+    consumer = dagbag.dags["turkey_consumer"].timetable.asset_condition
+    assert isinstance(consumer, AssetAll) and [a.name for a in consumer.objects] == ["turkey_submission"]
     ingest = dagbag.dags["turkey_ingest"]
     assert {a.name for a in ingest.task_dict["check_landing"].outlets} == {"turkey_incoming_data"}
 

@@ -58,3 +58,43 @@ def test_decide_branch(monkeypatch, promote, require_approval, expected):
 
     monkeypatch.setattr(tasks, "get_current_context", lambda: {"params": {"require_approval": require_approval}})
     assert tasks.decide({"promote": promote, "version": "v1", "reason": "r"}) == expected
+
+
+def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch):
+    """A retried/cleared publish task of the same run writes no second version and no second promotion."""
+    import json
+    from datetime import UTC, datetime
+
+    from ml.registry import VERSION_FILES, Registry
+    from turkey_airflow import tasks
+    from turkey_airflow.assets import MODEL, SUBMISSION
+
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "art"))
+    cand = tmp_path / "candidate"
+    cand.mkdir()
+    for f in VERSION_FILES:
+        (cand / f).write_text(f"{f}\n")
+    (cand / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9, "val_auc": 0.95}))
+    run = types.SimpleNamespace(dag_id="turkey_training", run_id="manual__1", run_after=datetime(2026, 11, 2, tzinfo=UTC),
+                                start_date=datetime(2026, 11, 2, tzinfo=UTC))
+    params = {"auc_tolerance": 0.005, "force_promote": False, "train_file": "landing/train.json",
+              "test_file": "landing/test.json"}
+    ctx = {"params": params, "dag_run": run, "outlet_events": FakeEvents()}
+    monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
+    validated = {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {}}
+    trained = {"candidate_dir": str(cand), "device": "CPU"}
+    metrics = {"val_accuracy": 0.9, "val_auc": 0.95, "champion_version": None}
+
+    first = tasks.register(validated, trained, metrics)
+    again = tasks.register(validated, trained, metrics)
+    assert first["created"] and not again["created"] and first["version"] == again["version"]
+    tasks.promote(first)
+    tasks.promote(again)
+    reg = Registry()
+    assert reg.versions() == [first["version"]] and reg.champion_version() == first["version"]
+    assert [e["action"] for e in reg.audit()] == ["promote"]
+    manifest = reg.manifest(first["version"])
+    assert manifest["inputs"]["train_sha256"] == "a" * 64 and manifest["gate"]["decision"] == "promote"
+    events = ctx["outlet_events"]
+    assert events[MODEL].extra["version"] == events[SUBMISSION].extra["version"] == first["version"]
+    assert events[SUBMISSION].extra["path"] == reg.submission_path()
