@@ -1,6 +1,6 @@
 """How the default recipe was chosen: a small sweep around it on demo data, scored on a held-out file.
 
-    source scripts/env.sh && .venv/bin/python -m bench.recipe_sweep [--seeds 42,43,44]
+    source scripts/env.sh && .venv/bin/python -m bench.recipe_sweep [--seeds 42,43,44] [--only TEXT]
 
 Same data as BENCHMARKS.md section 3 (1,195 demo train records, seed 0; a labelled held-out demo file
 of 1,196 records that no recipe sees). Architecture fixed (199,179 parameters); only the recipe varies.
@@ -25,6 +25,9 @@ CANDIDATES = {
     "default without input scaling": ("default", {"input_scale": 1.0}),
     "default, batch 32": ("default", {"batch_size": 32}),
     "default, batch 128": ("default", {"batch_size": 128}),
+    "default, batch 32, no input scaling": ("default", {"batch_size": 32, "input_scale": 1.0}),
+    "default, batch 16": ("default", {"batch_size": 16}),
+    "default, batch 32, learning rate 5e-4": ("default", {"batch_size": 32, "learning_rate": 5e-4}),
     "default, batch 512 (seed's batch, up to 60 epochs)": ("default", {"batch_size": 512}),
     "default, early stopping on val_loss": ("default", {"early_stop_monitor": "val_loss"}),
     "seed preset (16 epochs, batch 512, raw input)": ("seed", {}),
@@ -35,6 +38,7 @@ CANDIDATES = {
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="42,43,44")
+    ap.add_argument("--only", default="", help="run only candidates whose label contains this text")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     logging.basicConfig(level=logging.WARNING)
@@ -46,6 +50,8 @@ def main() -> None:
     print("| recipe | held-out AUC | held-out accuracy | epochs run | fit s (mean) |")
     print("| :--- | ---: | ---: | ---: | ---: |")
     for label, (preset, over) in CANDIDATES.items():
+        if args.only and args.only not in label:
+            continue
         aucs, accs, epochs, secs = [], [], [], []
         for seed in seeds:
             d = split_and_pad(rec, 0.25, seed)
