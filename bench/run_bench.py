@@ -449,12 +449,14 @@ def render_overhead(r: dict) -> str:
 
 
 # ================================================================================================ 2. scale
+from ml.train import PRESETS  # noqa: E402
+
 STAGE_ORDER = ("validate_train", "validate_test", "pad", "train_epoch", "score")
 STAGE_LABEL = {
     "validate_train": "parse+validate train (`validate_file`)",
     "validate_test": "parse+validate test (`validate_file`)",
     "pad": "split + pad train and test",
-    "train_epoch": "one training epoch (default recipe, batch 64, incl. validation pass)",
+    "train_epoch": f"one training epoch (default recipe, batch {PRESETS['default'].batch_size}, incl. validation pass)",
     "score": "scoring (`predict` on padded test)",
 }
 

@@ -77,6 +77,8 @@ with DAG(
     )
     promoted = step(tasks.promote, task_id="promote", outlets=[MODEL, SUBMISSION],
                     trigger_rule="none_failed_min_one_success")(registered)
+    cleaned = step(tasks.cleanup, task_id="cleanup", trigger_rule="none_failed")()
     gate >> registered
     decided >> [approval, promoted]
     approval >> promoted
+    promoted >> cleaned

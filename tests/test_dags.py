@@ -42,6 +42,7 @@ def test_training_graph_and_queues(dagbag):
         ("decide", "approve_promotion"),
         ("decide", "promote"),
         ("approve_promotion", "promote"),
+        ("promote", "cleanup"),
     }
     assert edges == expected
     queues = {t.task_id: t.queue for t in dag.tasks}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ml.config import safe_name
 from ml.demo import generate
 from ml.registry import Registry
 from tests.airflow_harness import Env
@@ -50,6 +51,10 @@ def test_first_run_publishes_a_champion(env):
     m = info["metrics"]
     assert {"val_accuracy", "val_auc", "baseline_logreg"} <= set(m)
     assert "epoch 1/8" in res["log"]  # training progress in the task log
+    run_dir = env.artifacts / "runs" / safe_name(info["manifest"]["run_id"])
+    assert res["tasks"]["cleanup"] == "success"
+    assert not list(run_dir.rglob("*.npz")) and not (run_dir / "candidate").exists()  # intermediates removed
+    assert (run_dir / "validation").is_dir()  # the validation report stays
 
 
 def test_losing_challenger_is_kept_but_not_promoted(env):
@@ -72,7 +77,7 @@ def test_accuracy_gate_failure_publishes_nothing(env):
     versions = reg.versions()
     res = env.trigger({**FAST, "epochs": 1, "min_val_accuracy": 0.999})
     assert res["state"] == "failed"
-    assert res["tasks"]["accuracy_gate"] == "failed"
+    assert res["tasks"]["accuracy_gate"] == "failed" and res["tasks"]["cleanup"] == "upstream_failed"
     assert "below the threshold min_val_accuracy=0.9990" in res["log"]
     assert reg.versions() == versions
 

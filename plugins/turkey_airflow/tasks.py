@@ -177,3 +177,22 @@ def promote(registered: dict) -> dict:
     logging.getLogger("ml").info("champion is now %s; submission %s", version, reg.submission_path())
     return {"version": version, "previous": pointer.get("previous"), "model": info["model"],
             "submission": reg.submission_path()}
+
+
+def cleanup() -> dict:
+    """After a successful run: drop the run's bulky intermediates (npz arrays, the candidate folder, which
+    the registry now holds, and any downloaded champion). The validation report stays. A failed run keeps
+    everything for inspection and for clearing tasks."""
+    import shutil
+
+    run = _run_dir(get_current_context())
+    freed = 0
+    for path in sorted(run.glob("*.npz")) + [run / "candidate", run / "champion"]:
+        if path.is_file():
+            freed += path.stat().st_size
+            path.unlink()
+        elif path.is_dir():
+            freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            shutil.rmtree(path)
+    logging.getLogger("ml").info("removed %.1f MiB of intermediates from %s", freed / 2**20, run)
+    return {"run_dir": str(run), "freed_bytes": freed}
