@@ -74,12 +74,6 @@ class Records:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def offsets(self) -> np.ndarray:
-        off = np.zeros(len(self.lengths) + 1, dtype=np.int64)
-        np.cumsum(self.lengths, out=off[1:])
-        return off
-
     def summary_frame(self):
         import pandas as pd
 

@@ -14,8 +14,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ml.data import load_arrays, pad_frames, save_arrays
 from ml.errors import GateError, TurkeyError
 
@@ -87,38 +85,27 @@ def validate_inputs(
 # --------------------------------------------------------------------------------------------- prepare
 def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, seed: int = 42) -> dict:
     """Stratified seeded split and Keras-style padding; writes ``split.npz`` and ``test_padded.npz``."""
-    from ml.prepare import stratified_split
+    from ml.prepare import split_arrays
 
     tr = load_arrays(train_npz)
-    x = pad_frames(tr["frames"], tr["lengths"])
-    y = tr["labels"].astype(np.int8)
-    if (y < 0).any():
-        raise TurkeyError(f"{train_npz}: {int((y < 0).sum())} training record(s) have no valid label")
-    itr, iva = stratified_split(y, val_fraction, seed)
-    split_npz = save_arrays(
-        Path(work_dir) / "split.npz",
-        x_train=x[itr],
-        y_train=y[itr],
-        len_train=tr["lengths"][itr],
-        ids_train=tr["ids"][itr],
-        x_val=x[iva],
-        y_val=y[iva],
-        len_val=tr["lengths"][iva],
-        ids_val=tr["ids"][iva],
-    )
+    if (tr["labels"] < 0).any():
+        raise TurkeyError(f"{train_npz}: {int((tr['labels'] < 0).sum())} training record(s) have no valid label")
+    d = split_arrays(tr["frames"], tr["lengths"], tr["labels"], tr["ids"], val_fraction, seed)
+    split_npz = save_arrays(Path(work_dir) / "split.npz", **d)
     test_padded = None
     if test_npz is not None:
         te = load_arrays(test_npz)
         test_padded = save_arrays(
             Path(work_dir) / "test_padded.npz", x=pad_frames(te["frames"], te["lengths"]), ids=te["ids"]
         )
-    log.info("split %d records: %d train / %d validation (seed %d)", len(y), len(itr), len(iva), seed)
+    n_train, n_val = len(d["y_train"]), len(d["y_val"])
+    log.info("split %d records: %d train / %d validation (seed %d)", n_train + n_val, n_train, n_val, seed)
     return {
         "split_npz": split_npz,
         "test_padded_npz": test_padded,
-        "n_train": int(len(itr)),
-        "n_val": int(len(iva)),
-        "val_positive_rate": float(y[iva].mean()) if len(iva) else 0.0,
+        "n_train": n_train,
+        "n_val": n_val,
+        "val_positive_rate": float(d["y_val"].mean()) if n_val else 0.0,
     }
 
 

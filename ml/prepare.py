@@ -16,18 +16,23 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.25, seed: int =
     return np.sort(tr), np.sort(va)
 
 
-def split_and_pad(rec: Records, val_fraction: float = 0.25, seed: int = 42, maxlen: int = MAXLEN) -> dict:
-    """Arrays for training: x_train/y_train/x_val/y_val (padded uint8), ids and true lengths."""
-    x = pad_frames(rec.frames, rec.lengths, maxlen)
-    y = rec.labels.astype(np.int8)
+def split_arrays(frames, lengths, labels, ids, val_fraction: float = 0.25, seed: int = 42, maxlen: int = MAXLEN) -> dict:
+    """Arrays for training from flat frames: x_train/y_train/x_val/y_val (padded uint8), ids, true lengths."""
+    x = pad_frames(frames, lengths, maxlen)
+    y = np.asarray(labels).astype(np.int8)
     tr, va = stratified_split(y, val_fraction, seed)
     return {
         "x_train": x[tr],
         "y_train": y[tr],
-        "len_train": rec.lengths[tr],
-        "ids_train": rec.ids[tr],
+        "len_train": lengths[tr],
+        "ids_train": ids[tr],
         "x_val": x[va],
         "y_val": y[va],
-        "len_val": rec.lengths[va],
-        "ids_val": rec.ids[va],
+        "len_val": lengths[va],
+        "ids_val": ids[va],
     }
+
+
+def split_and_pad(rec: Records, val_fraction: float = 0.25, seed: int = 42, maxlen: int = MAXLEN) -> dict:
+    """:func:`split_arrays` for parsed :class:`~ml.data.Records`."""
+    return split_arrays(rec.frames, rec.lengths, rec.labels, rec.ids, val_fraction, seed, maxlen)
