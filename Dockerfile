@@ -24,9 +24,6 @@ ENV TURKEY_DATA_ROOT=/opt/turkey/data \
     PYTHONPATH=/opt/airflow/plugins \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-# Airflow 3 derives postgresql+asyncpg:// for its async metadata engine; the official image ships asyncpg
-# with its postgres extra: make sure of it (requirements.lock does not pin it).
-RUN python -c "import asyncpg" 2>/dev/null || pip install "asyncpg>=0.30"
 USER root
 # The shared volumes' mount points, writable by the airflow user (uid 50000 / gid 0, as in the official image).
 RUN mkdir -p /opt/turkey/data/landing /opt/turkey/artifacts \

@@ -228,15 +228,9 @@ PACKAGES = (
 
 
 def package_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from ml.pipeline import package_versions as versions
 
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
+    return versions(PACKAGES)
 
 
 def git_state() -> str:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ml.errors import DataError
+from ml.fsutil import atomic_output
 
 MAXLEN = 10
 N_FEATURES = 128
@@ -386,10 +386,8 @@ def read_records(path) -> Records:
             ("extra_fields", ",".join(extra)),
         ):
             cols[c].append(v)
-    summary = {c: np.asarray(v) if c not in ("vid_id", "missing_fields", "extra_fields") else v for c, v in cols.items()}
-    summary["vid_id"] = np.asarray(cols["vid_id"], dtype=object)
-    summary["missing_fields"] = np.asarray(cols["missing_fields"], dtype=object)
-    summary["extra_fields"] = np.asarray(cols["extra_fields"], dtype=object)
+    text_columns = ("vid_id", "missing_fields", "extra_fields")
+    summary = {c: np.asarray(v, dtype=object if c in text_columns else None) for c, v in cols.items()}
     return Records(
         path=str(path),
         ids=np.asarray(ids, dtype=object),
@@ -429,12 +427,8 @@ def pad_frames(frames: np.ndarray, lengths: np.ndarray, maxlen: int = MAXLEN) ->
 
 def save_arrays(path, **arrays) -> str:
     """Write arrays to ``path`` (.npz) atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
-    os.replace(tmp, path)
     return str(path)
 
 

@@ -13,11 +13,12 @@ mimics the parts of the real data that matter to the pipeline:
 from __future__ import annotations
 
 import json
-import os
 import string
 from pathlib import Path
 
 import numpy as np
+
+from ml.fsutil import atomic_output
 
 _ALPHABET = np.array(list(string.ascii_letters + string.digits + "-_"))
 
@@ -74,17 +75,13 @@ def make_records(n: int, rng: np.random.Generator, with_labels: bool, taken: set
 
 def write_json(records, path) -> str:
     """Write records as a JSON list, atomically (temp name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         fh.write("[")
         for i, rec in enumerate(records):
             if i:
                 fh.write(",\n")
             json.dump(rec, fh, separators=(",", ":"))
         fh.write("]\n")
-    os.replace(tmp, path)
     return str(path)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ml.data import load_arrays, pad_frames, save_arrays
 from ml.errors import GateError, TurkeyError
+from ml.fsutil import atomic_output
 
 log = logging.getLogger("ml.pipeline")
 
@@ -112,15 +113,11 @@ def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, seed
 # --------------------------------------------------------------------------------------------- train
 def write_submission(ids, probs, path) -> str:
     """CSV ``vid_id,is_turkey`` (probabilities), one row per record in input order; atomic."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["vid_id", "is_turkey"])
         for vid, p in zip(ids, probs, strict=True):
             w.writerow([vid, f"{float(p):.6f}"])
-    os.replace(tmp, path)
     return str(path)
 
 
@@ -131,7 +128,8 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
     probabilities, and the current champion's validation probabilities when ``champion_model`` is
     given, for the champion/challenger gate) and, when ``test_padded_npz`` is given, submission.csv.
     """
-    from ml.train import describe_device, fit, make_recipe, predict, save_curves, save_model, write_json
+    from ml.fsutil import write_json
+    from ml.train import describe_device, fit, make_recipe, predict, save_curves, save_model
 
     recipe = dict(recipe or {})
     rc = make_recipe(recipe.pop("name", recipe.pop("preset", "default")), **recipe)
@@ -171,7 +169,7 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
 def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None = None) -> dict:
     """Validation accuracy/AUC, the logistic-regression baseline on the same split; ``metrics.json``."""
     from ml.evaluate import binary_metrics, logistic_baseline
-    from ml.train import write_json
+    from ml.fsutil import write_json
 
     d = load_arrays(split_npz)
     p = load_arrays(Path(candidate_dir) / "predictions.npz")
@@ -245,11 +243,17 @@ def champion_gate(metrics: dict, champion_version: str | None, tolerance: float,
     return decision
 
 
-def package_versions() -> dict:
+MANIFEST_PACKAGES = (
+    "turkey-pipeline", "tensorflow-cpu", "tensorflow", "keras", "numpy", "great-expectations", "apache-airflow"
+)
+
+
+def package_versions(names=MANIFEST_PACKAGES) -> dict:
+    """Installed versions of ``names`` (those not installed are left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("turkey-pipeline", "tensorflow-cpu", "tensorflow", "keras", "numpy", "great-expectations", "apache-airflow"):
+    for name in names:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ml.config import artifacts_root, safe_name
 from ml.errors import TurkeyError
+from ml.fsutil import atomic_output
 
 VERSION_FILES = ("model.keras", "metrics.json", "history.json", "curves.png", "submission.csv")
 
@@ -110,22 +111,17 @@ class Registry:
 
     def _write_bytes(self, path: str, data: bytes) -> None:
         if self.local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{path}.{_tmp_suffix()}"
-            with open(tmp, "wb") as fh:
+            with atomic_output(path) as tmp, open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
         else:
             self.fs.pipe_file(path, data)  # one PUT
 
     def _copy_within(self, src: str, dst: str) -> None:
         if self.local:
-            Path(dst).parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{dst}.{_tmp_suffix()}"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            with atomic_output(dst) as tmp:
+                shutil.copyfile(src, tmp)
         else:
             self.fs.copy(src, dst)  # server-side copy: the new object appears whole
 

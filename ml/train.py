@@ -16,14 +16,14 @@ Two named presets:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from ml.fsutil import atomic_output
 
 log = logging.getLogger("ml.train")
 
@@ -186,35 +186,13 @@ def save_curves(history: dict, path) -> str:
         ax.grid(alpha=0.3)
     fig.suptitle("turkey model training curves")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(tmp, path)
     return str(path)
-
-
-def write_json(obj, path) -> str:
-    """JSON file written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-    os.replace(tmp, path)
-    return str(path)
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def save_model(model, path) -> str:
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .keras suffix Keras requires
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        model.save(tmp)
     return str(path)

@@ -55,7 +55,6 @@ the context's store (serialising a COMPLETE result at 120k records costs seconds
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -68,6 +67,7 @@ import numpy as np
 
 from ml.data import N_FEATURES, Records, read_records
 from ml.errors import DataError
+from ml.fsutil import write_json
 
 SPLITS = ("train", "test")
 DEFAULT_MIN_RECORDS = 100
@@ -413,13 +413,6 @@ def _cross_file(records: Records, reference: ValidationOutcome, threshold: float
     return out
 
 
-def _write_json(path: Path, payload: dict) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return str(path)
-
 
 def _trim_for_docs(result, limit: int = 20):
     """Shorten per-record lists in the GX result so the HTML stays small at any file size."""
@@ -515,7 +508,7 @@ def _write_reports(outcome: ValidationOutcome, engine: _Engine, report_dir: Path
         "rules": {name: {"kind": kind, "description": text} for name, (kind, text) in RULES.items()},
     }
     try:
-        outcome.report_json = _write_json(report_dir / f"validation-{split}.json", payload)
+        outcome.report_json = write_json(payload, report_dir / f"validation-{split}.json", sort_keys=False)
     except OSError as exc:  # e.g. a read-only report folder: the verdict still stands
         outcome.warnings.append(f"report: could not write {report_dir}: {exc}")
 

@@ -155,12 +155,6 @@ api_port=$("$py" "$helpers/infra.py" free-port)
 password="dist-$RANDOM$RANDOM$RANDOM"
 export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://$pg_user@$pg_host:$pg_port/$db"
-if ! "$py" -c "import asyncpg" 2>/dev/null; then
-  # Airflow derives postgresql+asyncpg:// for its async engine; without asyncpg installed, switch the async
-  # engine off (only the API's streaming "wait for run" endpoint needs it; this test polls instead).
-  say "asyncpg is not installed: running without Airflow's async metadata engine"
-  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC=""
-fi
 export AIRFLOW__CELERY__BROKER_URL="redis://$redis_host:$redis_port/$redis_db"
 export AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql+psycopg2://$pg_user@$pg_host:$pg_port/$db"
 export AIRFLOW__CELERY__WORKER_CONCURRENCY=2
