@@ -29,11 +29,24 @@ def artifacts_root() -> Path:
     return Path(os.environ.get("TURKEY_ARTIFACTS_ROOT", REPO_ROOT / "artifacts")).resolve()
 
 
+def _refuse_unsafe(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise TurkeyError(f"{what} {text!r} contains a NUL byte; give a plain path")
+
+
 def resolve_input(relative: str, root: Path | None = None) -> Path:
-    """Resolve a user-supplied input path against the data root; refuse paths that escape it."""
+    """Resolve a user-supplied input path against the data root.
+
+    Refuses (``TurkeyError``, one line) an empty path, a NUL byte, a ``..`` component and anything that
+    resolves outside the root (also through a symlink).
+    """
     root = (root or data_root()).resolve()
-    if not relative or not str(relative).strip():
+    if relative is None or not str(relative).strip():
         raise TurkeyError("input path is empty")
+    relative = str(relative)
+    _refuse_unsafe(relative, "input path")
+    if ".." in Path(relative).parts:
+        raise TurkeyError(f"input path {relative!r} has a '..' component; give a path inside the data root {root}")
     candidate = (root / relative).resolve()
     if candidate != root and root not in candidate.parents:
         raise TurkeyError(f"input path {relative!r} escapes the data root {root}; give a path inside it")
@@ -41,5 +54,14 @@ def resolve_input(relative: str, root: Path | None = None) -> Path:
 
 
 def safe_name(text: str) -> str:
-    """A file-system-safe rendering of a run id or version."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))[:120]
+    """A file-system-safe rendering of a run id or version: one path component, never ``.`` or ``..``.
+
+    Characters other than letters, digits and ``-_.`` become ``_`` (so ``/`` can never split it); a NUL
+    byte or a name that would be empty, ``.`` or ``..`` is refused with a ``TurkeyError``.
+    """
+    text = str(text)
+    _refuse_unsafe(text, "name")
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
+    if name in ("", ".", ".."):
+        raise TurkeyError(f"{text!r} is not a usable name (empty, '.' or '..')")
+    return name

@@ -30,3 +30,31 @@ class DataError(TurkeyError):
 
 class GateError(TurkeyError):
     """A quality gate refused the candidate (e.g. validation accuracy below the threshold)."""
+
+
+class EnvironmentFault(TurkeyError):
+    """The machine, not the data, stopped the work: disk full, read-only filesystem, permission denied.
+
+    Retrying the same task cannot help until an operator frees space or fixes the mount/permissions, so
+    tasks fail at once (no retries) with this one line. Whatever was being written is removed.
+    """
+
+    def __init__(self, path, reason: str, hint: str):
+        self.path = str(path)
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{reason} while writing {self.path}: {hint}")
+
+
+class RegistryError(TurkeyError):
+    """The model registry refused an operation (unknown version, busy lock, changed champion)."""
+
+
+class RegistryDamaged(RegistryError):
+    """A registry file is unreadable or points at something missing. Names the file and the repair."""
+
+    def __init__(self, path, problem: str, repair: str = "turkey models doctor --repair"):
+        self.path = str(path)
+        self.problem = problem
+        self.repair = repair
+        super().__init__(f"registry damaged: {self.path}: {problem}; run `{repair}`")
