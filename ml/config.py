@@ -5,6 +5,8 @@
   and may not escape it.
 - ``TURKEY_ARTIFACTS_ROOT``: artifacts root (default ``<repo>/artifacts``): run scratch space,
   validation reports, the model registry and the submissions.
+- ``TURKEY_KEEP_REPORTS`` / ``TURKEY_REPORT_MAX_AGE_DAYS``: retention of run folders (see
+  :mod:`ml.retention`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ def artifacts_root() -> Path:
 def _refuse_unsafe(text: str, what: str) -> None:
     if "\x00" in text:
         raise TurkeyError(f"{what} {text!r} contains a NUL byte; give a plain path")
+
+
+def keep_reports() -> int:
+    """``TURKEY_KEEP_REPORTS`` (default 20): run folders (validation reports, a failed run's files) kept."""
+    return max(1, int(os.environ.get("TURKEY_KEEP_REPORTS", "20")))
+
+
+def report_max_age_days() -> float:
+    """``TURKEY_REPORT_MAX_AGE_DAYS`` (default 30; 0 = no age limit): older run folders are removed."""
+    return float(os.environ.get("TURKEY_REPORT_MAX_AGE_DAYS", "30"))
 
 
 def resolve_input(relative: str, root: Path | None = None) -> Path:

@@ -754,6 +754,26 @@ class Registry:
                         found.append(entry)
         return found
 
+    def remove_orphans(self, min_age_s: float = 3600.0) -> list[str]:
+        """Remove leftovers of crashed writers older than ``min_age_s`` (temporary version folders and
+        files; on object stores, versions whose upload never reached its manifest). Returns their paths.
+
+        The age threshold keeps an upload or copy that is still running elsewhere safe.
+        """
+        removed = []
+        for path in self._orphans(min_age_s):
+            with contextlib.suppress(FileNotFoundError):
+                if self.fs.isdir(path):
+                    if self.local:
+                        shutil.rmtree(path)
+                    else:
+                        self.fs.rm(path, recursive=True)
+                else:
+                    self._remove(path)
+                removed.append(self.display(path))
+                log.info("removed orphan %s", self.display(path))
+        return removed
+
     def doctor(self, repair: bool = False, orphan_min_age_s: float = 3600.0) -> dict:
         """Check the registry and, with ``repair``, fix what can be fixed safely (each pointer fix audited).
 
@@ -804,14 +824,11 @@ class Registry:
             self._doctor_pointer(add, repair, damaged_versions)
             self._doctor_audit(add)
 
-            for path in self._orphans(orphan_min_age_s):
-                if repair:
-                    if self.fs.isdir(path):
-                        self.fs.rm(path, recursive=True)
-                    else:
-                        self._remove(path)
+            if repair:
+                for path in self.remove_orphans(orphan_min_age_s):
                     add("orphan", path, "left by an interrupted writer", "removed", True)
-                else:
+            else:
+                for path in self._orphans(orphan_min_age_s):
                     add("orphan", path, "left by an interrupted writer", f"run `{REPAIR_HINT}` to remove it")
 
         return {
