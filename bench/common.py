@@ -261,12 +261,14 @@ def _chunk_text(task) -> str:
 
     from ml.demo import make_records
 
-    n, seed_seq, with_labels = task
-    recs = make_records(n, np.random.default_rng(list(seed_seq)), with_labels, set())
+    n, seed_seq, with_labels, family = task
+    recs = make_records(n, np.random.default_rng(list(seed_seq)), with_labels, set(), family=family)
     return ",\n".join(json.dumps(r, separators=(",", ":")) for r in recs)
 
 
-def write_records_chunked(path, n: int, seed: int, split_code: int, with_labels: bool, workers: int = 2) -> str:
+def write_records_chunked(
+    path, n: int, seed: int, split_code: int, with_labels: bool, workers: int = 2, family: str = "presence"
+) -> str:
     """Write ``n`` demo records to ``path`` as one JSON list, generated in seeded chunks by ``workers`` processes.
 
     Each chunk has its own generator (seed, split_code, chunk index), so the file is the same whatever
@@ -276,7 +278,9 @@ def write_records_chunked(path, n: int, seed: int, split_code: int, with_labels:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tasks = [(min(CHUNK, n - start), (seed, split_code, i), with_labels) for i, start in enumerate(range(0, n, CHUNK))]
+    tasks = [
+        (min(CHUNK, n - start), (seed, split_code, i), with_labels, family) for i, start in enumerate(range(0, n, CHUNK))
+    ]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write("[")
@@ -294,8 +298,9 @@ def write_records_chunked(path, n: int, seed: int, split_code: int, with_labels:
     return str(path)
 
 
-def ensure_demo(name: str, n_train: int, n_test: int, seed: int = 0, workers: int = 2) -> dict:
-    """Demo train/test files under bench/out/data/<name>/, generated once and cached.
+def ensure_demo(name: str, n_train: int, n_test: int, seed: int = 0, workers: int = 2, family: str = "presence") -> dict:
+    """Demo train/test files of one label ``family`` (:data:`ml.demo.FAMILIES`) under bench/out/data/<name>/,
+    generated once and cached.
 
     Kaggle size (1,195/1,196, seed 0) is written by :func:`ml.demo.generate` itself, i.e. exactly the
     files ``turkey demo-data`` writes; other sizes by :func:`write_records_chunked`.
@@ -305,6 +310,8 @@ def ensure_demo(name: str, n_train: int, n_test: int, seed: int = 0, workers: in
     meta_path = d / "meta.json"
     standard = (n_train, n_test) == (KAGGLE_TRAIN, KAGGLE_TEST) or max(n_train, n_test) <= 5000
     meta = {"n_train": n_train, "n_test": n_test, "seed": seed, "gen": GEN_VERSION, "standard": standard}
+    if family != "presence":  # keeps the cache key of files written before there were families
+        meta["family"] = family
     train, test = d / "train.json", d / "test.json"
     if meta_path.is_file() and train.is_file() and test.is_file():
         try:
@@ -316,17 +323,17 @@ def ensure_demo(name: str, n_train: int, n_test: int, seed: int = 0, workers: in
     if standard:
         from ml.demo import generate
 
-        generate(d, train_size=n_train, test_size=n_test, seed=seed)
+        generate(d, train_size=n_train, test_size=n_test, seed=seed, family=family)
     else:
-        write_records_chunked(train, n_train, seed, 0, True, workers)
-        write_records_chunked(test, n_test, seed, 1, False, workers)
+        write_records_chunked(train, n_train, seed, 0, True, workers, family)
+        write_records_chunked(test, n_test, seed, 1, False, workers, family)
     took = time.perf_counter() - t0
     meta_path.write_text(json.dumps(meta))
     return {"train": str(train), "test": str(test), **meta, "gen_seconds": took, "cached": False}
 
 
-def ensure_holdout(train_path, n: int, seed: int = 20260101) -> dict:
-    """A labelled held-out file from the same generator, with ids disjoint from ``train_path``'s."""
+def ensure_holdout(train_path, n: int, seed: int = 20260101, family: str = "presence") -> dict:
+    """A labelled held-out file from the same generator and ``family``, with ids disjoint from ``train_path``'s."""
     import numpy as np
 
     from ml.demo import make_records, write_json
@@ -335,6 +342,8 @@ def ensure_holdout(train_path, n: int, seed: int = 20260101) -> dict:
     path = train_path.parent / f"holdout-{n}-{seed}.json"
     meta_path = path.with_suffix(".meta.json")
     meta = {"n": n, "seed": seed, "train": train_path.name, "train_size": train_path.stat().st_size, "gen": GEN_VERSION}
+    if family != "presence":
+        meta["family"] = family
     if path.is_file() and meta_path.is_file():
         try:
             if json.loads(meta_path.read_text()) == meta:
@@ -342,6 +351,6 @@ def ensure_holdout(train_path, n: int, seed: int = 20260101) -> dict:
         except ValueError:
             pass
     taken = {r["vid_id"] for r in json.loads(train_path.read_text())}
-    write_json(make_records(n, np.random.default_rng(seed), True, taken), path)
+    write_json(make_records(n, np.random.default_rng(seed), True, taken, family=family), path)
     meta_path.write_text(json.dumps(meta))
     return {"path": str(path), **meta, "cached": False}

@@ -1,13 +1,19 @@
 """Synthetic demo data in the Kaggle "Don't call me turkey!" format.
 
-No copy of the real data ships with the project, so ``make run`` and the tests use this generator. It
-mimics the parts of the real data that matter to the pipeline:
+No copy of the real data ships with the project, so ``make run`` and the tests use this generator. Two
+families of labels (``family=``), same record format:
 
-- 1-10 frames per clip (one per second), 128 quantized values in 0-255 per frame; ~20% short clips;
-- ~40% positives; the turkey "signal" lives in only a few frames of a positive clip (so pooling over
-  time with attention matters) and is a non-linear pattern (so a linear model on mean-pooled frames,
-  our baseline, cannot capture all of it);
-- background that varies per clip, and a little label noise.
+- ``presence`` (the default, what ``make run`` uses): the turkey "signal" lives in only a few frames of
+  a positive clip (so pooling over time with attention matters) and is a non-linear pattern (so a linear
+  model on mean-pooled frames, our baseline, cannot capture all of it).
+- ``temporal``: every clip holds one "wind-up" frame and one "gobble" frame at random positions; the
+  clip is a turkey when the wind-up comes *before* the gobble. Both classes contain the same frames, so
+  anything that pools over time without order (the mean-pooled logistic baseline) scores AUC ~0.5; a
+  recurrent model can learn it. Clips have 2-10 frames (the order needs two).
+
+Both mimic the parts of the real data that matter to the pipeline: 1-10 frames per clip (one per
+second), 128 quantized values in 0-255 per frame, ~20% short clips, ~40% positives, background that
+varies per clip, and 4% label noise.
 """
 
 from __future__ import annotations
@@ -33,22 +39,50 @@ def _vid_ids(rng: np.random.Generator, n: int, taken: set) -> list[str]:
     return out
 
 
-def make_records(n: int, rng: np.random.Generator, with_labels: bool, taken: set, label_noise: float = 0.04):
-    """Return a list of Kaggle-style record dicts."""
+FAMILIES = ("presence", "temporal")
+DEFAULT_FAMILY = "presence"
+
+
+def check_family(family: str) -> str:
+    """``family`` if it is one of :data:`FAMILIES`, else ValueError naming the choices."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown demo family {family!r}; choose from {', '.join(FAMILIES)}")
+    return family
+
+
+def make_records(
+    n: int,
+    rng: np.random.Generator,
+    with_labels: bool,
+    taken: set,
+    label_noise: float = 0.04,
+    family: str = DEFAULT_FAMILY,
+):
+    """Return a list of Kaggle-style record dicts of the given label ``family`` (see the module doc)."""
+    check_family(family)
     # Fixed "world" directions (shared by train and test: derived from a fixed seed, not from rng).
     world = np.random.default_rng(20191125)
     turkey_a = world.normal(0, 1, 128)
     turkey_b = world.normal(0, 1, 128)
     background_dirs = world.normal(0, 1, (6, 128))
+    # The temporal family's two events (own fixed seed, so the presence family's draws stay as they were).
+    events = np.random.default_rng(20191126).normal(0, 1, (2, 128))
 
     ids = _vid_ids(rng, n, taken)
     y = (rng.random(n) < 0.4).astype(int)
     records = []
     for i in range(n):
         n_frames = 10 if rng.random() > 0.2 else int(rng.integers(1, 10))
+        if family == "temporal":
+            n_frames = max(n_frames, 2)
         base = 128 + 18 * rng.normal(0, 1, 6) @ background_dirs / np.sqrt(6)
         x = base + rng.normal(0, 14, (n_frames, 128))
-        if y[i]:
+        if family == "temporal":
+            first, second = np.sort(rng.choice(n_frames, 2, replace=False))
+            wind_up, gobble = (first, second) if y[i] else (second, first)
+            x[wind_up] += 14 * events[0]
+            x[gobble] += 14 * events[1]
+        elif y[i]:
             k = int(rng.integers(1, min(3, n_frames) + 1))  # the call lasts 1-3 seconds
             where = rng.choice(n_frames, k, replace=False)
             for f in where:
@@ -85,11 +119,14 @@ def write_json(records, path) -> str:
     return str(path)
 
 
-def generate(out_dir, train_size: int = 1195, test_size: int = 1196, seed: int = 0) -> dict:
-    """Write ``train.json`` and ``test.json`` into ``out_dir``; return their paths."""
+def generate(
+    out_dir, train_size: int = 1195, test_size: int = 1196, seed: int = 0, family: str = DEFAULT_FAMILY
+) -> dict:
+    """Write ``train.json`` and ``test.json`` of one label ``family`` into ``out_dir``; return their paths."""
+    check_family(family)
     rng = np.random.default_rng(seed)
     taken: set = set()
     out = Path(out_dir)
-    train = write_json(make_records(train_size, rng, True, taken), out / "train.json")
-    test = write_json(make_records(test_size, rng, False, taken), out / "test.json")
+    train = write_json(make_records(train_size, rng, True, taken, family=family), out / "train.json")
+    test = write_json(make_records(test_size, rng, False, taken, family=family), out / "test.json")
     return {"train": train, "test": test}

@@ -1,6 +1,7 @@
 """The seed model: BatchNorm -> BiGRU(128) -> attention pooling -> Dense(1, sigmoid), in Keras 3.
 
-199,179 parameters (256 non-trainable), as in the reference tutorial. The GRU keeps Keras' defaults
+199,179 parameters (256 non-trainable), as in the reference tutorial (:func:`average_models` wraps
+k trained copies into one model that averages their probabilities). The GRU keeps Keras' defaults
 (tanh/sigmoid, reset_after=True, no recurrent dropout, not unrolled) so TensorFlow runs it on cuDNN
 when a GPU is present. Importing this module imports Keras (and TensorFlow): keep it out of DAG parsing.
 """
@@ -50,7 +51,21 @@ class AttentionPooling(keras.layers.Layer):
         return None
 
 
-def build_model(input_scale: float = 1.0, learning_rate: float = 1e-3, mixed_precision: bool = False):
+def _compile(model, learning_rate: float):
+    model.compile(
+        loss="binary_crossentropy",
+        optimizer=keras.optimizers.Nadam(learning_rate=learning_rate),
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+def build_model(
+    input_scale: float = 1.0,
+    learning_rate: float = 1e-3,
+    mixed_precision: bool = False,
+    name: str = "turkey_bigru_attention",
+):
     """Build and compile the seed architecture.
 
     ``input_scale`` != 1 prepends a parameter-free ``Rescaling`` layer, so the saved model takes the raw
@@ -69,13 +84,22 @@ def build_model(input_scale: float = 1.0, learning_rate: float = 1e-3, mixed_pre
         AttentionPooling(name="attention"),
         keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="output"),
     ]
-    model = keras.Sequential(layers, name="turkey_bigru_attention")
-    model.compile(
-        loss="binary_crossentropy",
-        optimizer=keras.optimizers.Nadam(learning_rate=learning_rate),
-        metrics=["accuracy", keras.metrics.AUC(name="auc")],
-    )
-    return model
+    return _compile(keras.Sequential(layers, name=name), learning_rate)
+
+
+def average_models(members, learning_rate: float = 1e-3, name: str = "turkey_seed_average"):
+    """One compiled Keras model whose output is the mean of the ``members``' probabilities.
+
+    The members (uniquely named models of the seed architecture, already trained) become nested layers,
+    so the result saves to one ``.keras`` file, loads with ``keras.models.load_model`` like a single
+    model and takes the same (batch, 10, 128) frames. Parameters: ``len(members)`` x 199,179.
+    """
+    members = list(members)
+    if len(members) < 2:
+        raise ValueError("averaging needs at least two member models")
+    frames = keras.Input(shape=(MAXLEN, N_FEATURES), name="frames")
+    mean = keras.layers.Average(dtype="float32", name="seed_average")([m(frames) for m in members])
+    return _compile(keras.Model(frames, mean, name=name), learning_rate)
 
 
 def count_params(model) -> tuple[int, int]:
