@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     lap("read_json", t)
 
     t = time.perf_counter()
-    d = split_and_pad(train, a.val_fraction, a.seed)
+    d = split_and_pad(train, a.val_fraction)
     x_test = pad_frames(test.frames, test.lengths)
     lap("split_pad", t)
 

@@ -685,10 +685,10 @@ def render_quality(r: dict) -> str:
     hold = r["holdout"]
     seeds = sorted({x["seed"] for x in runs})
     out = [
-        f"Trained on the Kaggle-size demo train file ({r['n_train_file']:,} records; 75/25 stratified split by the "
-        f"run's seed, the 25% drives early stopping and LR schedule). Held-out: a separate labelled demo file of "
+        f"Trained on the Kaggle-size demo train file ({r['n_train_file']:,} records; 75/25 split by a hash of vid_id, "
+        f"the same for every seed; the 25% drives early stopping and LR schedule and is what the accuracy gate scores). Held-out: a separate labelled demo file of "
         f"{r['n_holdout']:,} records from the same generator (rng seed {hold['seed']}, ids disjoint from train) that no "
-        f"recipe saw. Seeds {', '.join(map(str, seeds))} (split, weights, shuffling); mean ± sample sd over "
+        f"recipe saw. Seeds {', '.join(map(str, seeds))} (weights, shuffling); mean ± sample sd over "
         f"{len(seeds)} seed(s). The demo labels carry 4% label noise, so ~96% accuracy is the ceiling.",
         "",
         md_table(

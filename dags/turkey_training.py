@@ -39,8 +39,18 @@ with DAG(
         "min_val_accuracy": Param(0.85, type="number", minimum=0, maximum=1, section=GATES,
                                   description="Fail the run (publish nothing) below this validation accuracy."),
         "auc_tolerance": Param(0.005, type="number", minimum=0, maximum=1, section=GATES,
-                               description="Promote unless the challenger's validation AUC is worse than the "
-                                           "champion's (same split) by more than this."),
+                               description="Promote when, at gate_confidence, the challenger's AUC is not worse "
+                                           "than the champion's by more than this (CI lower end of challenger - "
+                                           "champion >= -tolerance), on records neither model trained on."),
+        "gate_confidence": Param(0.95, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=GATES,
+                                 description="Two-sided confidence of the interval on the AUC difference."),
+        "gate_method": Param("delong", type="string", enum=["delong", "bootstrap"], section=GATES,
+                             description="Paired AUC comparison: DeLong's variance, or a seeded paired "
+                                         "bootstrap (2,000 resamples)."),
+        "min_gate_records": Param(100, type="integer", minimum=1, section=GATES,
+                                  description="Refuse to compare (and so to promote, unless force_promote) when "
+                                              "fewer validation records than this were not trained on by the "
+                                              "champion."),
         "recipe": Param("default", type="string", enum=["default", "seed"], section=RECIPE,
                         description="Preset: 'default' (converging recipe) or 'seed' (the tutorial's)."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=500, section=RECIPE,
@@ -50,9 +60,12 @@ with DAG(
         "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1, section=RECIPE,
                                description="Override the preset's Nadam learning rate."),
         "seed": Param(42, type="integer", minimum=0, section=RECIPE,
-                      description="Seed for the split and the training (same data + seed = same metrics)."),
+                      description="Seed for weight initialisation and shuffling (same data + seed = same metrics). "
+                                  "The split does not depend on it: a record's role comes from a hash of its "
+                                  "vid_id."),
         "val_fraction": Param(0.25, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=RECIPE,
-                              description="Share of the training file held out for validation (stratified)."),
+                              description="Share of the training file held out for validation (by vid_id hash; "
+                                          "both classes must get validation records)."),
         "mixed_precision": Param(False, type="boolean", section=RECIPE,
                                  description="Train in mixed float16 (useful on a GPU)."),
         "force_promote": Param(False, type="boolean", section=PUBLISH,

@@ -56,7 +56,7 @@ def cmd_train(a) -> int:
         v = validate_inputs(
             a.train, a.test, work, report_dir=out / "validation", min_records=a.min_records, reject=False
         )
-        p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, a.seed)
+        p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, source=a.train)
         recipe = {
             "name": a.recipe,
             "epochs": a.epochs,
@@ -65,7 +65,7 @@ def cmd_train(a) -> int:
             "seed": a.seed,
             "mixed_precision": a.mixed_precision or None,
         }
-        t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe)
+        t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe, split=p["split"])
         m = evaluate_step(p["split_npz"], out, a.seed, extra={"recipe": t["recipe"], "device": t["device"]})
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -116,6 +116,9 @@ def cmd_models(a) -> int:
         else:
             for k in ("version", "is_champion", "model", "submission", "curves"):
                 print(f"{k}: {info[k]}")
+            gate = info["manifest"].get("gate") or {}
+            if gate:
+                print(f"gate: {gate.get('decision')} ({gate.get('reason')})")
             print("metrics: " + json.dumps(info["metrics"], sort_keys=True))
             print("manifest: " + json.dumps(info["manifest"], sort_keys=True))
         return 0

@@ -84,14 +84,16 @@ def validate_inputs(
 
 
 # --------------------------------------------------------------------------------------------- prepare
-def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, seed: int = 42) -> dict:
-    """Stratified seeded split and Keras-style padding; writes ``split.npz`` and ``test_padded.npz``."""
-    from ml.prepare import split_arrays
+def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, source: str | None = None) -> dict:
+    """Repeatable split by record identity (:mod:`ml.prepare`) and Keras-style padding; writes ``split.npz``
+    and ``test_padded.npz``. ``source`` names the training file in error messages."""
+    from ml.prepare import split_arrays, split_spec
 
     tr = load_arrays(train_npz)
+    source = str(source or train_npz)
     if (tr["labels"] < 0).any():
-        raise TurkeyError(f"{train_npz}: {int((tr['labels'] < 0).sum())} training record(s) have no valid label")
-    d = split_arrays(tr["frames"], tr["lengths"], tr["labels"], tr["ids"], val_fraction, seed)
+        raise TurkeyError(f"{source}: {int((tr['labels'] < 0).sum())} training record(s) have no valid label")
+    d = split_arrays(tr["frames"], tr["lengths"], tr["labels"], tr["ids"], val_fraction, source=source)
     split_npz = save_arrays(Path(work_dir) / "split.npz", **d)
     test_padded = None
     if test_npz is not None:
@@ -100,14 +102,53 @@ def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, seed
             Path(work_dir) / "test_padded.npz", x=pad_frames(te["frames"], te["lengths"]), ids=te["ids"]
         )
     n_train, n_val = len(d["y_train"]), len(d["y_val"])
-    log.info("split %d records: %d train / %d validation (seed %d)", n_train + n_val, n_train, n_val, seed)
+    share = {
+        f"is_turkey={c}": round(float((d["y_val"] == c).sum()) / max(1, int((tr["labels"] == c).sum())), 4)
+        for c in (0, 1)
+    }
+    log.info(
+        "split %d records by vid_id hash: %d train / %d validation (validation share per class: %s)",
+        n_train + n_val, n_train, n_val, ", ".join(f"{k} {v:.3f}" for k, v in share.items()),
+    )
     return {
         "split_npz": split_npz,
         "test_padded_npz": test_padded,
         "n_train": n_train,
         "n_val": n_val,
         "val_positive_rate": float(d["y_val"].mean()) if n_val else 0.0,
+        "val_share_per_class": share,
+        "split": split_spec(val_fraction),
     }
+
+
+# --------------------------------------------------------------------------------------------- record ids
+RECORD_IDS_FILE = "record_ids.json"
+
+
+def write_record_ids(ids_train, ids_val, split: dict | None, path, gate_ids=None) -> dict:
+    """``record_ids.json``: the ids a version trained on, validated on and (``gate``, or null without a
+    fair comparison) was compared with the champion on; sorted, unique. Returns a summary."""
+    from ml.fsutil import write_json
+
+    train = sorted({str(i) for i in ids_train})
+    val = sorted({str(i) for i in ids_val})
+    gate = None if gate_ids is None else sorted({str(i) for i in gate_ids})
+    write_json({"format": 1, "id_field": "vid_id", "split": split, "train": train, "validation": val,
+                "gate": gate}, path)
+    return {"file": Path(path).name, "n_train_ids": len(train), "n_validation_ids": len(val),
+            "n_gate_ids": None if gate is None else len(gate)}
+
+
+def version_trained_ids(registry, version: str) -> set[str] | None:
+    """The ids ``version`` trained on, from its ``record_ids.json``; ``None`` for versions registered
+    before versions recorded them (their training records are unknown)."""
+    import posixpath
+
+    path = posixpath.join(registry.version_dir(version), RECORD_IDS_FILE)
+    if not registry.fs.isfile(path):
+        return None
+    with registry.fs.open(path, "rb") as fh:
+        return set(json.loads(fh.read())["train"])
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -121,15 +162,24 @@ def write_submission(ids, probs, path) -> str:
     return str(path)
 
 
-def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, champion_model=None) -> dict:
+def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, champion_model=None,
+               champion_trained_ids: set | None = None, split: dict | None = None) -> dict:
     """Train the candidate and do all TensorFlow work of the run in this one process.
 
-    Writes into ``out_dir``: model.keras, history.json, curves.png, predictions.npz (validation and test
-    probabilities, and the current champion's validation probabilities when ``champion_model`` is
-    given, for the champion/challenger gate) and, when ``test_padded_npz`` is given, submission.csv.
+    Writes into ``out_dir``: model.keras, history.json, curves.png, record_ids.json (the ids trained and
+    validated on), predictions.npz (validation and test probabilities) and, when ``test_padded_npz`` is
+    given, submission.csv. With a ``champion_model`` whose training ids are known
+    (``champion_trained_ids``), it also scores the champion on this run's validation records that the
+    champion did NOT train on (``gate_index`` into the validation arrays, ``champion_gate_pred``): the
+    records the champion/challenger gate compares on. Unknown champion training ids: no scoring.
     """
+    import numpy as np
+
     from ml.fsutil import write_json
+    from ml.tflog import import_tensorflow
     from ml.train import describe_device, fit, make_recipe, predict, save_curves, save_model
+
+    import_tensorflow()  # its start-up lines at INFO, not on stderr (which a task logs at ERROR)
 
     recipe = dict(recipe or {})
     rc = make_recipe(recipe.pop("name", recipe.pop("preset", "default")), **recipe)
@@ -146,12 +196,27 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
         te = load_arrays(test_padded_npz)
         preds["test_pred"] = predict(model, te["x"])
         write_submission(te["ids"], preds["test_pred"], out / "submission.csv")
+    champion, gate_ids = None, None
     if champion_model and Path(champion_model).is_file():
-        import keras
+        champion = {"trained_ids_known": champion_trained_ids is not None, "n_val": int(len(d["ids_val"]))}
+        if champion_trained_ids is not None:
+            seen = np.array([str(i) in champion_trained_ids for i in d["ids_val"]], dtype=bool)
+            gate_index = np.flatnonzero(~seen)
+            champion |= {"n_excluded_champion_trained": int(seen.sum()), "n_gate": int(len(gate_index))}
+            preds["gate_index"] = gate_index
+            gate_ids = d["ids_val"][gate_index]
+            if len(gate_index):
+                import keras
 
-        champ = keras.models.load_model(champion_model, compile=False)
-        preds["champion_val_pred"] = predict(champ, d["x_val"])
-        log.info("scored champion %s on this run's validation split", champion_model)
+                champ = keras.models.load_model(champion_model, compile=False)
+                preds["champion_gate_pred"] = predict(champ, d["x_val"][gate_index])
+            log.info(
+                "scored champion %s on %d of this run's %d validation records (%d excluded: it trained on them)",
+                champion_model, len(gate_index), len(d["ids_val"]), int(seen.sum()),
+            )
+        else:
+            log.warning("champion %s does not record its training ids: it cannot be compared fairly", champion_model)
+    record_ids = write_record_ids(d["ids_train"], d["ids_val"], split, out / RECORD_IDS_FILE, gate_ids)
     save_arrays(out / "predictions.npz", **preds)
     save_model(model, out / "model.keras")
     write_json(history, out / "history.json")
@@ -162,13 +227,32 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
         "train_seconds": round(seconds, 2),
         "epochs_run": len(history.get("loss", [])),
         "recipe": rc.to_dict(),
+        "record_ids": record_ids,
+        "champion_scoring": champion,
     }
 
 
 # --------------------------------------------------------------------------------------------- evaluate
-def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None = None) -> dict:
-    """Validation accuracy/AUC, the logistic-regression baseline on the same split; ``metrics.json``."""
-    from ml.evaluate import binary_metrics, logistic_baseline
+#: Which records each figure in ``metrics.json`` was computed on (also shown by ``turkey models show``).
+EVALUATED_ON = {
+    "val_accuracy, val_auc, baseline_logreg, accuracy gate": (
+        "this run's validation records (the vid_id-hash validation share of the training file); the same "
+        "records drive early stopping and the learning-rate schedule, so these figures are slightly "
+        "optimistic (measured: BENCHMARKS.md section 3, validation vs held-out AUC)"
+    ),
+    "champion_comparison": (
+        "this run's validation records that the champion did not train on (from its record_ids.json); "
+        "the challenger never trained on them either"
+    ),
+}
+
+
+def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None = None,
+                  comparison_method: str = "delong", confidence: float = 0.95) -> dict:
+    """Validation accuracy/AUC, the logistic-regression baseline on the same split, and -- when the
+    champion was scored -- the paired champion/challenger AUC comparison on the records neither trained
+    on (:func:`ml.evaluate.compare_auc`); writes ``metrics.json``."""
+    from ml.evaluate import binary_metrics, compare_auc, logistic_baseline
     from ml.fsutil import write_json
 
     d = load_arrays(split_npz)
@@ -181,16 +265,23 @@ def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None =
         "n_train": int(len(d["y_train"])),
         "n_val": m["n"],
         "baseline_logreg": {"val_accuracy": base["accuracy"], "val_auc": base["roc_auc"]},
+        "evaluated_on": EVALUATED_ON,
     }
-    if "champion_val_pred" in p:
-        c = binary_metrics(d["y_val"], p["champion_val_pred"])
-        metrics["champion_on_this_split"] = {"val_accuracy": c["accuracy"], "val_auc": c["roc_auc"]}
+    if "gate_index" in p:
+        idx = p["gate_index"].astype(int)
+        if len(idx):
+            cmp = compare_auc(d["y_val"][idx], p["val_pred"][idx], p["champion_gate_pred"], comparison_method,
+                              confidence)
+        else:
+            cmp = {"method": comparison_method, "confidence": float(confidence), "n": 0}
+        metrics["champion_comparison"] = cmp | {"n_excluded_champion_trained": int(len(d["y_val"]) - len(idx))}
     metrics.update(extra or {})
     write_json(metrics, Path(candidate_dir) / "metrics.json")
     log.info(
-        "validation accuracy %.4f, ROC AUC %.4f (logistic baseline: accuracy %.4f, AUC %.4f)",
+        "validation accuracy %.4f, ROC AUC %.4f on %d validation records (logistic baseline: accuracy %.4f, AUC %.4f)",
         metrics["val_accuracy"],
         metrics["val_auc"],
+        metrics["n_val"],
         base["accuracy"],
         base["roc_auc"],
     )
@@ -199,47 +290,94 @@ def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None =
 
 # --------------------------------------------------------------------------------------------- gates
 def accuracy_gate(metrics: dict, min_val_accuracy: float) -> dict:
+    """Fail (GateError) below ``min_val_accuracy`` on this run's validation records."""
     acc = metrics["val_accuracy"]
+    n = metrics.get("n_val")
+    on = f" on {n} validation records" if n else ""
     if not acc >= min_val_accuracy:
         raise GateError(
-            f"validation accuracy {acc:.4f} is below the threshold min_val_accuracy={min_val_accuracy:.4f}; "
+            f"validation accuracy {acc:.4f}{on} is below the threshold min_val_accuracy={min_val_accuracy:.4f}; "
             "nothing was published"
         )
-    return {"passed": True, "val_accuracy": acc, "min_val_accuracy": min_val_accuracy}
+    return {"passed": True, "val_accuracy": acc, "min_val_accuracy": min_val_accuracy, "n_val": n}
 
 
-def champion_gate(metrics: dict, champion_version: str | None, tolerance: float, force_promote: bool = False) -> dict:
-    """Challenger vs champion on this run's validation split: promote unless AUC is worse by > tolerance."""
-    challenger = metrics["val_auc"]
-    champ = metrics.get("champion_on_this_split")
+def same_training(champion_manifest: dict | None, inputs: dict, recipe: dict | None, val_fraction) -> bool:
+    """Whether a run would retrain the champion as it was: same train and test digests, same recipe
+    (seed included) and same validation share."""
+    if not champion_manifest:
+        return False
+    champ_inputs = champion_manifest.get("inputs") or {}
+    champ_recipe = (champion_manifest.get("metrics") or {}).get("recipe")
+    champ_fraction = (champion_manifest.get("params") or {}).get("val_fraction")
+    return (
+        champ_inputs.get("train_sha256") == inputs.get("train_sha256")
+        and champ_inputs.get("test_sha256") == inputs.get("test_sha256")
+        and champ_recipe is not None
+        and champ_recipe == recipe
+        and champ_fraction == val_fraction
+    )
+
+
+def _fmt_comparison(c: dict) -> str:
+    return (
+        f"challenger - champion AUC {c['difference']:+.4f} ({c['challenger_auc']:.4f} vs {c['champion_auc']:.4f}), "
+        f"{c['confidence']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], {c['method']}, "
+        f"n={c['n']} records neither model trained on"
+    )
+
+
+def champion_gate(metrics: dict, champion_version: str | None, tolerance: float, force_promote: bool = False,
+                  min_records: int = 100, same_inputs: bool = False) -> dict:
+    """Challenger vs champion, fairly and with its uncertainty.
+
+    Compares on ``metrics["champion_comparison"]`` (records neither model trained on). Promote when the
+    lower end of the confidence interval of (challenger - champion) AUC is >= ``-tolerance``: the
+    challenger is, at the configured confidence, not worse by more than the tolerance. When the run
+    retrained on the champion's exact inputs and recipe (``same_inputs``), only a challenger better beyond
+    the uncertainty (lower end > 0) replaces it. No comparison is made (and nothing promoted) when the
+    champion's training records are unknown or fewer than ``min_records`` records remain.
+    ``force_promote`` promotes anyway; the decision says so.
+    """
+    cmp = metrics.get("champion_comparison")
     decision = {
         "champion_version": champion_version,
-        "challenger_val_auc": challenger,
-        "champion_val_auc": champ["val_auc"] if champ else None,
+        "challenger_val_auc": metrics["val_auc"],
+        "champion_val_auc": None,
         "tolerance": tolerance,
+        "min_records": min_records,
+        "same_inputs_as_champion": bool(same_inputs),
+        "comparison": cmp,
         "force_promote": bool(force_promote),
     }
-    if champion_version is None or champ is None:
-        decision.update(promote=True, decision="promote", reason="no champion yet")
-    elif challenger >= champ["val_auc"] - tolerance:
-        decision.update(
-            promote=True,
-            decision="promote",
-            reason=f"challenger AUC {challenger:.4f} >= champion AUC {champ['val_auc']:.4f} - tolerance {tolerance}",
-        )
-    elif force_promote:
-        decision.update(
-            promote=True,
-            decision="promote",
-            reason=f"forced by operator (challenger AUC {challenger:.4f} < champion AUC {champ['val_auc']:.4f} - {tolerance})",
-        )
+    if champion_version is None:
+        promote, outcome, reason = True, "promote", "no champion yet"
+    elif cmp is None:
+        promote, outcome = False, "no_comparison"
+        reason = (f"champion {champion_version} does not record which records it trained on (registered before "
+                  "record_ids.json), so no fair comparison is possible; promote a new model with force_promote")
+    elif cmp["n"] < min_records or cmp.get("ci_low") is None:
+        promote, outcome = False, "no_comparison"
+        reason = (f"only {cmp['n']} validation record(s) ({cmp.get('n_pos', 0)} positive) that champion "
+                  f"{champion_version} did not train on (min_gate_records={min_records}; "
+                  f"{cmp.get('n_excluded_champion_trained', 0)} excluded because it trained on them)")
     else:
-        decision.update(
-            promote=False,
-            decision="keep_champion",
-            reason=f"challenger AUC {challenger:.4f} < champion AUC {champ['val_auc']:.4f} - tolerance {tolerance}",
-        )
-    log.info("champion gate: %s (%s)", decision["decision"], decision["reason"])
+        decision["champion_val_auc"] = cmp["champion_auc"]
+        decision["challenger_val_auc"] = cmp["challenger_auc"]
+        detail = _fmt_comparison(cmp)
+        if same_inputs:
+            promote = cmp["ci_low"] > 0
+            outcome = "promote" if promote else "keep_champion"
+            reason = (f"same inputs and recipe as champion {champion_version}: {'better' if promote else 'not better'} "
+                      f"beyond the uncertainty ({detail}; needs lower end > 0)")
+        else:
+            promote = cmp["ci_low"] >= -tolerance
+            outcome = "promote" if promote else "keep_champion"
+            reason = f"{detail}; lower end {'>=' if promote else '<'} -tolerance {-tolerance:+.4f}"
+    if not promote and force_promote:
+        promote, outcome, reason = True, "promote", f"forced by operator ({outcome}: {reason})"
+    decision.update(promote=promote, decision=outcome, reason=reason)
+    log.info("champion gate: %s (%s)", outcome, reason)
     return decision
 
 

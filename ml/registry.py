@@ -82,7 +82,7 @@ log = logging.getLogger("ml.registry")
 # The files every new version folder holds besides manifest.json (the single list: register copies these,
 # the manifest records their hashes). A version registered before a file was added here stays valid: its
 # completeness is judged by its own manifest's file list.
-VERSION_FILES = ("model.keras", "metrics.json", "history.json", "curves.png", "submission.csv")
+VERSION_FILES = ("model.keras", "metrics.json", "history.json", "curves.png", "submission.csv", "record_ids.json")
 # Checked for versions whose manifest predates per-file hashes.
 _LEGACY_REQUIRED = ("model.keras", "submission.csv")
 

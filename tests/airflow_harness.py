@@ -15,18 +15,22 @@ import json, sys
 from airflow.utils.session import create_session
 from airflow.models.dagrun import DagRun
 from airflow.models.taskinstance import TaskInstance
-from airflow.models.asset import AssetEvent, AssetModel
+from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+dag_id = sys.argv[1]
 with create_session() as s:
-    runs = s.query(DagRun).filter(DagRun.dag_id == "turkey_training").order_by(DagRun.id).all()
+    runs = s.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id).all()
     run = runs[-1]
     tis = {ti.task_id: str(ti.state) for ti in s.query(TaskInstance).filter(TaskInstance.run_id == run.run_id, TaskInstance.dag_id == run.dag_id)}
     events = [(e.asset.name, e.extra) for e in s.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).order_by(AssetEvent.id)]
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": tis, "events": events, "runs": len(runs)}, default=str))
+    all_runs = [(r.dag_id, r.run_id, str(r.state)) for r in s.query(DagRun).order_by(DagRun.id)]
+    queued = sorted((q.asset.name, q.target_dag_id) for q in s.query(AssetDagRunQueue))
+print("RESULT " + json.dumps({"state": str(run.state), "tasks": tis, "events": events, "runs": len(runs),
+                              "all_runs": all_runs, "queued": queued}, default=str))
 """
 
 
 class Env:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, migrate: bool = True):
         self.root = Path(root)
         self.home = self.root / "airflow"
         self.data = self.root / "data"
@@ -42,12 +46,27 @@ class Env:
             "TURKEY_ARTIFACTS_ROOT": str(self.artifacts),
             "GX_ANALYTICS_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONPATH": str(REPO / "plugins"),
+            "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'plugins'}",  # this checkout's ml, whatever the venv links
             "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         }
         self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.home.mkdir(parents=True, exist_ok=True)
-        self._run(["airflow", "db", "migrate"])
+        if migrate:
+            self._run(["airflow", "db", "migrate"])
+
+    def clone(self, root: Path) -> Env:
+        """An independent copy of this environment (metadata DB, data, artifacts) under ``root``."""
+        import shutil
+
+        shutil.copytree(self.root, root, symlinks=True)
+        return Env(root, migrate=False)
+
+    def airflow(self, *args: str):
+        """Run an ``airflow`` CLI command in this environment; raises on failure."""
+        out = self._run(["airflow", *args])
+        if out.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(args)} failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+        return out
 
     def _run(self, cmd, timeout=600):
         out = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
@@ -55,11 +74,13 @@ class Env:
             raise RuntimeError(out.stdout[-3000:] + out.stderr[-3000:])
         return out
 
-    def trigger(self, conf: dict) -> dict:
-        """`airflow dags test` with ``conf``; returns run state, task states, asset events and the log."""
-        out = self._run(["airflow", "dags", "test", "turkey_training", "--conf", json.dumps(conf)])
+    def trigger(self, conf: dict | None = None, dag_id: str = "turkey_training") -> dict:
+        """`airflow dags test` of ``dag_id`` with ``conf``; returns the run's state and task states, all asset
+        events, all runs (``all_runs``: dag_id, run_id, state), the asset-triggered runs Airflow has queued
+        (``queued``: asset name, target dag) and the log."""
+        out = self._run(["airflow", "dags", "test", dag_id, "--conf", json.dumps(conf or {})])
         log = out.stdout + out.stderr
-        q = self._run([sys.executable, "-c", QUERY])
+        q = self._run([sys.executable, "-c", QUERY, dag_id])
         line = [x for x in q.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
             raise RuntimeError("could not read the run result:\n" + q.stdout[-2000:] + q.stderr[-3000:] + log[-3000:])

@@ -6,7 +6,7 @@ import pytest
 
 from ml.data import pad_frames, read_records
 from ml.demo import make_records, write_json
-from ml.prepare import split_and_pad, stratified_split
+from ml.prepare import split_and_pad, split_roles
 
 
 @pytest.mark.parametrize("n_frames", range(1, 16))
@@ -48,18 +48,18 @@ def test_reader_handles_records_across_chunk_edges(tmp_path, monkeypatch):
     assert int(r.lengths.sum()) == sum(len(x["audio_embedding"]) for x in recs)
 
 
-def test_split_is_stratified_and_seeded():
+def test_split_is_repeatable_and_independent_of_record_order():
+    ids = np.array([f"v{i}" for i in range(100)], dtype=object)
     y = np.array([0] * 60 + [1] * 40)
-    a = stratified_split(y, 0.25, 42)
-    b = stratified_split(y, 0.25, 42)
-    np.testing.assert_array_equal(a[1], b[1])
-    assert len(a[1]) == 25 and y[a[1]].sum() == 10
-    assert not set(a[0]) & set(a[1])
+    a = split_roles(ids, y, 0.25)
+    b = split_roles(ids[::-1], y[::-1], 0.25)
+    assert set(ids[a[1]]) == set(ids[::-1][b[1]])
+    assert not set(a[0]) & set(a[1]) and len(a[0]) + len(a[1]) == 100
 
 
 def test_split_and_pad_shapes(demo_dir):
     r = read_records(demo_dir / "train.json")
-    d = split_and_pad(r, 0.25, 1)
+    d = split_and_pad(r, 0.25)
     assert d["x_train"].shape[1:] == (10, 128) and d["x_val"].dtype == np.uint8
     assert len(d["x_train"]) + len(d["x_val"]) == len(r)
 

@@ -36,6 +36,29 @@ def test_ingest_emits_only_when_the_landing_content_changes(tmp_path, monkeypatc
     assert ingest.check_landing() != first
 
 
+def test_ingest_skips_data_a_training_run_already_trained_on(tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from ml import ingest_state
+    from ml.registry import sha256_file
+    from turkey_airflow import ingest
+
+    monkeypatch.setenv("TURKEY_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "art"))
+    ctx = {"outlet_events": FakeEvents()}
+    monkeypatch.setattr(ingest, "get_current_context", lambda: ctx)
+    landing = tmp_path / "data" / "landing"
+    generate(landing, train_size=20, test_size=5, seed=3)
+    digests = {n: sha256_file(landing / n) for n in ("train.json", "test.json")}
+    ingest_state.record_trained(digests, run_id="manual__1", version="v1")  # what `make run` does
+    with pytest.raises(AirflowSkipException, match=r"already trained on by run manual__1 \(version v1\)"):
+        ingest.check_landing()
+    assert not ctx["outlet_events"]  # no event
+    generate(landing, train_size=21, test_size=5, seed=3)  # new data: announced once
+    assert ingest.check_landing() != digests
+    assert ingest_state.load()["trained"][0]["digests"] == digests
+
+
 def test_consumer_reads_event_extra_and_csv(tmp_path, monkeypatch):
     from turkey_airflow import consumer
     from turkey_airflow.assets import SUBMISSION
@@ -78,7 +101,7 @@ def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch
     run = types.SimpleNamespace(dag_id="turkey_training", run_id="manual__1", run_after=datetime(2026, 11, 2, tzinfo=UTC),
                                 start_date=datetime(2026, 11, 2, tzinfo=UTC))
     params = {"auc_tolerance": 0.005, "force_promote": False, "train_file": "landing/train.json",
-              "test_file": "landing/test.json"}
+              "test_file": "landing/test.json", "min_gate_records": 100, "val_fraction": 0.25}
     ctx = {"params": params, "dag_run": run, "outlet_events": FakeEvents()}
     monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
     validated = {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {}}
@@ -94,6 +117,12 @@ def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch
     assert reg.versions() == [first["version"]] and reg.champion_version() == first["version"]
     assert [e["action"] for e in reg.audit()] == ["promote"]
     manifest = reg.manifest(first["version"])
+    from ml import ingest_state
+
+    trained = ingest_state.load()["trained"]  # the ingest check will not announce these inputs again
+    assert [(e["digests"], e["version"]) for e in trained] == [
+        ({"train.json": "a" * 64, "test.json": "b" * 64}, first["version"])
+    ]
     assert manifest["inputs"]["train_sha256"] == "a" * 64 and manifest["gate"]["decision"] == "promote"
     events = ctx["outlet_events"]
     assert events[MODEL].extra["version"] == events[SUBMISSION].extra["version"] == first["version"]

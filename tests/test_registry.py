@@ -69,7 +69,9 @@ def test_gates():
     assert accuracy_gate({"val_accuracy": 0.9}, 0.85)["passed"]
     with pytest.raises(GateError, match=r"0\.8000.*0\.8500"):
         accuracy_gate({"val_accuracy": 0.8}, 0.85)
-    m = {"val_auc": 0.90, "champion_on_this_split": {"val_auc": 0.93}}
+    cmp = {"method": "delong", "confidence": 0.95, "n": 300, "challenger_auc": 0.90, "champion_auc": 0.93,
+           "difference": -0.03, "ci_low": -0.04, "ci_high": -0.02}  # more cases: tests/test_gate.py
+    m = {"val_auc": 0.90, "champion_comparison": cmp}
     assert champion_gate({"val_auc": 0.9}, None, 0.01)["promote"]
     assert not champion_gate(m, "v1", 0.01)["promote"]
     assert champion_gate(m, "v1", 0.05)["promote"]

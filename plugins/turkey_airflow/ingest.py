@@ -1,10 +1,12 @@
-"""The ingest check: hash the landing folder's inputs; emit an asset event only on change."""
+"""The ingest check: hash the landing folder's inputs; emit an asset event only for data that is new.
+
+New means: no successful training run has trained on exactly these inputs (``make run`` and DAG runs
+record what they trained on, see :mod:`ml.ingest_state`) and they were not announced before.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
@@ -15,7 +17,8 @@ log = logging.getLogger("ml")
 
 
 def check_landing() -> dict:
-    from ml.config import artifacts_root, landing_dir
+    from ml import ingest_state
+    from ml.config import landing_dir
     from ml.registry import sha256_file
 
     landing = landing_dir()
@@ -24,14 +27,15 @@ def check_landing() -> dict:
     if missing:
         raise AirflowSkipException(f"waiting for input: {', '.join(missing)} not there yet")
     digests = {name: sha256_file(p) for name, p in files.items()}
-    state = artifacts_root() / "state" / "ingest.json"
-    previous = json.loads(state.read_text()) if state.is_file() else {}
-    if previous.get("digests") == digests:
+    state = ingest_state.load()
+    trained = ingest_state.trained_on(digests, state)
+    if trained:
+        raise AirflowSkipException(
+            f"landing data already trained on by run {trained.get('run_id')} (version {trained.get('version')})"
+        )
+    if state.get("digests") == digests:
         raise AirflowSkipException("landing folder unchanged since the last announced event")
     get_current_context()["outlet_events"][INCOMING_DATA].extra = {"digests": digests, "landing": str(landing)}
-    state.parent.mkdir(parents=True, exist_ok=True)
-    tmp = state.with_name(f".ingest.json.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"digests": digests}, indent=2))
-    os.replace(tmp, state)
+    ingest_state.record_announced(digests)
     log.info("new input data in %s: %s", landing, digests)
     return digests

@@ -70,12 +70,13 @@ def prepare(validated: dict) -> dict:
 
     ctx = get_current_context()
     p = ctx["params"]
-    return prepare_step(validated["train_npz"], validated["test_npz"], _run_dir(ctx), p["val_fraction"], p["seed"])
+    return prepare_step(validated["train_npz"], validated["test_npz"], _run_dir(ctx), p["val_fraction"],
+                        source=p["train_file"])
 
 
 @_fail_cleanly
 def train(prepared: dict) -> dict:
-    from ml.pipeline import train_step
+    from ml.pipeline import train_step, version_trained_ids
     from ml.registry import Registry
 
     ctx = get_current_context()
@@ -88,6 +89,8 @@ def train(prepared: dict) -> dict:
         _run_dir(ctx) / "candidate",
         _recipe(ctx["params"]),
         champion_model=champ_model,
+        champion_trained_ids=version_trained_ids(reg, champ) if champ else None,
+        split=prepared.get("split"),
     ) | {"champion_version": champ}
 
 
@@ -97,7 +100,9 @@ def evaluate(prepared: dict, trained: dict) -> dict:
 
     ctx = get_current_context()
     extra = {k: trained[k] for k in ("device", "train_seconds", "epochs_run", "recipe")}
-    m = evaluate_step(prepared["split_npz"], trained["candidate_dir"], ctx["params"]["seed"], extra=extra)
+    p = ctx["params"]
+    m = evaluate_step(prepared["split_npz"], trained["candidate_dir"], p["seed"], extra=extra,
+                      comparison_method=p["gate_method"], confidence=p["gate_confidence"])
     return m | {"champion_version": trained.get("champion_version")}
 
 
@@ -111,14 +116,20 @@ def accuracy_gate(metrics: dict) -> dict:
 @_fail_cleanly
 def register(validated: dict, trained: dict, metrics: dict) -> dict:
     """Compare with the champion, then write the immutable version folder (winner or not)."""
-    from ml.pipeline import champion_gate, git_commit, package_versions
+    from ml import ingest_state
+    from ml.pipeline import champion_gate, git_commit, package_versions, same_training
     from ml.registry import Registry, make_version, now_iso
 
     ctx = get_current_context()
     p = ctx["params"]
     dr = ctx["dag_run"]
     reg = Registry()
-    decision = champion_gate(metrics, metrics.get("champion_version"), p["auc_tolerance"], p["force_promote"])
+    champ = metrics.get("champion_version")
+    same_inputs = bool(champ) and same_training(
+        reg.manifest(champ), validated, trained.get("recipe"), p["val_fraction"]
+    )
+    decision = champion_gate(metrics, champ, p["auc_tolerance"], p["force_promote"],
+                             min_records=p["min_gate_records"], same_inputs=same_inputs)
     version = make_version(dr.run_after or dr.start_date, dr.dag_id, dr.run_id)
     manifest = {
         "dag_id": dr.dag_id,
@@ -138,8 +149,14 @@ def register(validated: dict, trained: dict, metrics: dict) -> dict:
         "git_commit": git_commit(),
         "packages": package_versions(),
         "device": trained.get("device"),
+        "record_ids": trained.get("record_ids"),
     }
     path, created = reg.register(version, trained["candidate_dir"], manifest)
+    # What this run trained on, where the ingest check looks: it announces only data not trained on yet.
+    ingest_state.record_trained(
+        {"train.json": validated["train_sha256"], "test.json": validated["test_sha256"]},
+        run_id=dr.run_id, version=version, at=now_iso(),
+    )
     logging.getLogger("ml").info("%s model version %s at %s", "registered" if created else "kept existing", version, path)
     return {"version": version, "path": str(path), "created": created, **decision}
 

@@ -1,0 +1,80 @@
+"""What inputs have been announced and trained on: ``<artifacts>/state/ingest.json``.
+
+Written by the ingest check (``turkey_ingest``: the input digests it last announced) and by every
+training run that registers a model (DAG run or ``make run``: the digests of the inputs it trained on).
+The ingest check announces landing data only if no successful training run has trained on exactly
+those inputs yet and it has not announced them before, so ``make run`` followed by unpausing the DAGs
+does not retrain the same data again. Digests are sha256 of the files' bytes, keyed by file name
+(``train.json``, ``test.json``).
+
+Read-modify-write happens under an exclusive ``flock`` on ``ingest.lock`` (ingest and training may
+finish at the same moment); the file itself is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from ml.fsutil import write_json
+
+#: How many trained-input entries to keep (oldest dropped first).
+MAX_TRAINED_ENTRIES = 100
+
+
+def state_path() -> Path:
+    """``<artifacts root>/state/ingest.json``."""
+    from ml.config import artifacts_root
+
+    return artifacts_root() / "state" / "ingest.json"
+
+
+def load(path=None) -> dict:
+    """The state: ``{"digests": last announced, "trained": [{"digests", "run_id", "version", "at"}...]}``."""
+    path = Path(path or state_path())
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def trained_on(digests: dict, state: dict) -> dict | None:
+    """The latest entry of a training run that trained on exactly ``digests``, if any."""
+    for entry in reversed(state.get("trained", [])):
+        if entry.get("digests") == digests:
+            return entry
+    return None
+
+
+def record_trained(digests: dict, path=None, **info) -> dict:
+    """Remember that a successful run trained on ``digests`` (``info``: run_id, version, at)."""
+    path = Path(path or state_path())
+    with _locked(path):
+        state = load(path)
+        trained = [e for e in state.get("trained", []) if e.get("digests") != digests]
+        trained.append({"digests": dict(digests), **info})
+        state["trained"] = trained[-MAX_TRAINED_ENTRIES:]
+        write_json(state, path)
+    return state
+
+
+def record_announced(digests: dict, path=None) -> dict:
+    """Remember the digests the ingest check just announced."""
+    path = Path(path or state_path())
+    with _locked(path):
+        state = load(path)
+        state["digests"] = dict(digests)
+        write_json(state, path)
+    return state

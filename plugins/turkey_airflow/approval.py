@@ -1,0 +1,80 @@
+"""The human approval of a promotion, with the decision on record.
+
+:class:`PromotionApproval` is Airflow's ``ApprovalOperator`` (options Approve / Reject, plus an optional
+``comment`` field) that also
+
+* notifies that a version waits (``TurkeyNotifier("approval")``: version, metrics against the champion,
+  link to the approval page);
+* logs the decision as its last line: the choice, who, when and the comment;
+* on Approve, returns the decision (``approval`` in its XCom), which ``promote`` writes into
+  ``champion.json`` and the audit entry;
+* on Reject, writes an audit ``rejected`` entry for the version (``Registry.record_rejection``) and ends
+  *skipped* with the decision as its message, so the grid does not show a green "success" for a
+  promotion that did not happen (``promote`` is skipped too, by the operator).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowSkipException
+
+from turkey_airflow.notify import TurkeyNotifier
+
+log = logging.getLogger("turkey.approval")
+
+
+def decision_record(event: dict) -> dict:
+    """The JSON-able record of a human response: ``decision``, ``by``, ``user_id``, ``at``, ``comment``."""
+    user = event.get("responded_by_user") or {}
+    at = event.get("responded_at")
+    comment = (event.get("params_input") or {}).get("comment") or None
+    chosen = (event.get("chosen_options") or ["?"])[0]
+    return {
+        "decision": {"Approve": "approved", "Reject": "rejected"}.get(chosen, chosen),
+        "by": user.get("name") or user.get("id") or "unknown",
+        "user_id": user.get("id"),
+        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "comment": comment,
+    }
+
+
+def describe_decision(record: dict, version: str | None) -> str:
+    text = f"{record['decision']} by {record['by']} at {record['at']}: promotion of {version}"
+    text += " goes ahead" if record["decision"] == "approved" else " skipped"
+    return text + (f" (comment: {record['comment']})" if record.get("comment") else "")
+
+
+class PromotionApproval(ApprovalOperator):
+    """Approve or reject promoting the registered version; the decision is logged and recorded."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "params",
+            {"comment": Param(None, type=["null", "string"], title="Comment",
+                              description="Optional: why you approve or reject (recorded in the audit log).")},
+        )
+        kwargs.setdefault("notifiers", [TurkeyNotifier("approval")])
+        super().__init__(**kwargs)
+
+    def execute_complete(self, context, event: dict):
+        result = super().execute_complete(context=context, event=event)
+        record = decision_record(result)
+        registered = context["ti"].xcom_pull(task_ids="register") or {}
+        version = registered.get("version")
+        message = describe_decision(record, version)
+        if record["decision"] != "rejected":
+            log.info("decision: %s", message)
+            return {**result, "approval": record}
+        if version:
+            from ml.registry import Registry
+
+            Registry().record_rejection(
+                version, user=record["by"], reason=f"promotion rejected by {record['by']}",
+                approval=record, run_id=context["dag_run"].run_id,
+            )
+        log.info("decision: %s", message)
+        raise AirflowSkipException(message)
