@@ -7,8 +7,9 @@ still run):
    ``airflow dags test``, same data/recipe/seed, median of N, with a breakdown of the DAG's time.
 2. ``scale``: parse+validate, pad, one training epoch, scoring at 1x/10x/100x Kaggle size, each stage
    in its own process (seconds, records/s, peak RSS).
-3. ``quality``: seed recipe vs default recipe vs logistic baseline over seeds, on the validation split
-   and on a separate labelled held-out file.
+3. ``quality``: seed recipe vs default recipe vs logistic baseline over seeds 42-46 on both demo
+   families (presence, temporal), on the validation split and on a separate labelled held-out file;
+   mean ± sd and the worst seed, and how many seeds pass the default accuracy gate.
 4. ``gpu``: GPU training throughput (only reported as not measured when no GPU is present).
 
 Usage::
@@ -45,7 +46,6 @@ from bench.common import (  # noqa: E402
     REPO,
     child_env,
     ensure_demo,
-    ensure_holdout,
     fmt,
     git_state,
     machine_info,
@@ -78,6 +78,7 @@ def make_config(a) -> dict:
             "seeds": [42],
             "quality_data": ("quick-300", 300, 300),
             "holdout_n": 300,
+            "quality_average_of": 1,
         }
     else:
         mult = [int(x) for x in (a.scales or "1,10,100").split(",") if x.strip()]
@@ -87,9 +88,10 @@ def make_config(a) -> dict:
             "repeats": a.repeats or 3,
             "epochs": None,
             "scales": [(f"{m}x", KAGGLE_TRAIN * m, KAGGLE_TEST * m) for m in mult],
-            "seeds": [42, 43, 44],
+            "seeds": [42, 43, 44, 45, 46],
             "quality_data": ("kaggle-1x", KAGGLE_TRAIN, KAGGLE_TEST),
             "holdout_n": KAGGLE_TEST,
+            "quality_average_of": 3,
         }
     cfg["train_max_steps"] = a.train_max_steps
     cfg["workers"] = a.workers
@@ -645,77 +647,104 @@ def render_scale(r: dict) -> str:
 
 
 # ================================================================================================ 3. quality
+QUALITY_FAMILIES = ("presence", "temporal")  # ml.demo.FAMILIES (importing ml.demo here would pull in numpy)
+
+
 def section_quality(cfg) -> dict:
-    data = _data(cfg["quality_data"], cfg["workers"])
-    hold = ensure_holdout(data["train"], cfg["holdout_n"])
-    args = {"train": data["train"], "holdout": hold["path"], "seeds": cfg["seeds"], "epochs": cfg["epochs"]}
-    log(f"quality: {len(cfg['seeds'])} seed(s) x (seed recipe, default recipe, logistic baseline)")
-    r = _stage("quality", args, OUT / "quality.log", timeout=2400)
-    return {"data": data, "holdout": hold, **r}
+    _, n_train, _ = cfg["quality_data"]
+    out = {"families": {}}
+    for family in QUALITY_FAMILIES:
+        args = {
+            "family": family,
+            "n_train": n_train,
+            "n_holdout": cfg["holdout_n"],
+            "seeds": cfg["seeds"],
+            "epochs": cfg["epochs"],
+            "average_of": cfg["quality_average_of"],
+        }
+        log(f"quality, {family} family: {len(cfg['seeds'])} seed(s) x (seed recipe, default recipe, logistic baseline)")
+        out["families"][family] = _stage("quality", args, OUT / f"quality-{family}.log", timeout=2400)
+    return out
 
 
-def render_quality(r: dict) -> str:
+def _quality_family(r: dict) -> tuple[list, dict]:
+    """Rows of one family's table and, per model, the aggregate figures the targets use."""
     runs = r["runs"]
-    models = ["seed recipe", "default recipe", "logistic baseline"]
-    agg = {}
-    rows = []
+    models = list(dict.fromkeys(x["model"] for x in runs))
+    rows, agg = [], {}
     for m in models:
         rs = [x for x in runs if x["model"] == m]
-        if not rs:
-            continue
-        cell = {}
-        for split in ("holdout", "val"):
-            for k in ("roc_auc", "accuracy"):
-                cell[(split, k)] = mean_sd([x[split][k] for x in rs])
-        agg[m] = cell
-        ep = [x["epochs"] for x in rs if x["epochs"] is not None]
+        hauc, hacc = [x["holdout"]["roc_auc"] for x in rs], [x["holdout"]["accuracy"] for x in rs]
+        vacc = [x["val"]["accuracy"] for x in rs]
+        gate = sum(bool(x["val"].get("passes_gate")) for x in rs)
+        agg[m] = {"auc": mean_sd(hauc), "acc": mean_sd(hacc), "worst_auc": min(hauc), "worst_acc": min(hacc),
+                  "worst_val_acc": min(vacc), "gate": gate, "n": len(rs)}
+        pm = lambda v: f"{v[0]:.4f} ± {v[1]:.4f}"  # noqa: E731
+        ep = [x["epochs"] for x in rs if x.get("epochs") is not None]
+        kept = [x.get("selected_epoch") for x in rs]
         secs = [x["train_seconds"] for x in rs if "train_seconds" in x]
-        pm = lambda v, scale=1: f"{v[0] * scale:.4f} ± {v[1] * scale:.4f}"  # noqa: E731
         rows.append(
             [
                 m,
-                pm(cell[("holdout", "roc_auc")]),
-                pm(cell[("holdout", "accuracy")]),
-                pm(cell[("val", "roc_auc")]),
-                pm(cell[("val", "accuracy")]),
-                "/".join(map(str, ep)) if ep else "—",
+                pm(agg[m]["auc"]),
+                pm(agg[m]["acc"]),
+                f"{min(hauc):.4f} / {min(hacc):.4f}",
+                f"{mean_sd(vacc)[0]:.4f} (worst {min(vacc):.4f})",
+                f"{gate}/{len(rs)}",
+                f"{sum(x['holdout']['ece'] for x in rs) / len(rs):.4f}" if "ece" in rs[0]["holdout"] else "—",
+                "/".join(f"{k}:{e}" if k else str(e) for k, e in zip(kept, ep, strict=False)) if ep else "—",
                 median(secs) if secs else "—",
             ]
         )
-    hold = r["holdout"]
-    seeds = sorted({x["seed"] for x in runs})
+    return rows, agg
+
+
+def render_quality(r: dict) -> str:
+    fams = r["families"]
+    first = next(iter(fams.values()))
+    seeds = sorted({x["seed"] for x in first["runs"]})
+    gate = 0.85
     out = [
-        f"Trained on the Kaggle-size demo train file ({r['n_train_file']:,} records; 75/25 split by a hash of vid_id, "
-        f"the same for every seed; the 25% drives early stopping and LR schedule and is what the accuracy gate scores). Held-out: a separate labelled demo file of "
-        f"{r['n_holdout']:,} records from the same generator (rng seed {hold['seed']}, ids disjoint from train) that no "
-        f"recipe saw. Seeds {', '.join(map(str, seeds))} (weights, shuffling); mean ± sample sd over "
-        f"{len(seeds)} seed(s). The demo labels carry 4% label noise, so ~96% accuracy is the ceiling.",
-        "",
-        md_table(
-            [
-                "model",
-                "held-out ROC AUC",
-                "held-out accuracy",
-                "validation ROC AUC",
-                "validation accuracy",
-                "epochs run",
-                "train s (median)",
-            ],
-            rows,
-        ),
+        f"Each demo family (`turkey demo-data --family`): a demo train file of {first['n_train_file']:,} records "
+        "(Kaggle size: 1,195), "
+        f"split by the pipeline's own split ({first['n_train']:,} train / {first['n_val']:,} validation, the same for every "
+        "seed; the validation part drives early stopping and the LR schedule and is what the accuracy gate scores). "
+        f"Held-out: a separate labelled file of {first['n_holdout']:,} records from the same generator and family (rng seed "
+        f"{first['holdout_seed']}, ids disjoint from train) that no recipe saw. Seeds {', '.join(map(str, seeds))} "
+        "(weights, shuffling): mean ± sample sd, and the **worst seed** (lowest value over the seeds). Accuracy is at "
+        f"the published 0.5 threshold; gate = validation accuracy ≥ {gate} (the default `min_val_accuracy`); ECE = "
+        "expected calibration error on the held-out file (10 bins). The demo labels carry 4% label noise, so ~96% "
+        "accuracy is the ceiling. *presence*: the call pattern is in a few frames (the default family, `make run`); "
+        "*temporal*: the order of two events decides the label, so the mean-pooled logistic baseline cannot see it.",
         "",
     ]
-    if all(m in agg for m in models):
-        d = agg["default recipe"][("holdout", "roc_auc")][0]
-        s = agg["seed recipe"][("holdout", "roc_auc")][0]
-        b = agg["logistic baseline"][("holdout", "roc_auc")][0]
-        ok = d > s and d > b
-        out.append(
-            f"Target (default recipe beats both on held-out AUC): **{'met' if ok else 'NOT met'}** "
-            f"(default {d:.4f} vs seed recipe {s:.4f}, logistic baseline {b:.4f})."
-        )
+    headers = [
+        "model",
+        "held-out ROC AUC",
+        "held-out accuracy",
+        "worst seed: held-out AUC / accuracy",
+        "validation accuracy",
+        "accuracy gate passed",
+        "held-out ECE",
+        "epochs (kept:run)",
+        "train s (median)",
+    ]
+    targets = []
+    for family, res in fams.items():
+        rows, agg = _quality_family(res)
+        out += [f"**{family} family**", "", md_table(headers, rows), ""]
+        d, s, b = (agg.get(m) for m in ("default recipe", "seed recipe", "logistic baseline"))
+        if d and s and b:
+            ok = d["auc"][0] > s["auc"][0] and d["auc"][0] > b["auc"][0] and d["worst_auc"] > b["auc"][0]
+            targets.append(
+                f"- {family}: default recipe beats the seed recipe and the logistic baseline on held-out AUC, worst seed "
+                f"included: **{'met' if ok else 'NOT met'}** (default {d['auc'][0]:.4f}, worst seed {d['worst_auc']:.4f}; "
+                f"seed recipe {s['auc'][0]:.4f}; baseline {b['auc'][0]:.4f}). Default passes the accuracy gate on every "
+                f"seed: **{'met' if d['gate'] == d['n'] else 'NOT met'}** ({d['gate']}/{d['n']}, worst validation accuracy "
+                f"{d['worst_val_acc']:.4f}; worst held-out accuracy {d['worst_acc']:.4f})."
+            )
+    out += ["Targets:", "", *targets, ""]
     out += [
-        "",
         "For context only — **the tutorial's numbers on the real Kaggle data, not ours** (different data, its own "
         f"validation split): validation accuracy {TUTORIAL['Flatten']}% (Flatten model) and "
         f"{TUTORIAL['attention']}% (attention model).",
@@ -723,19 +752,22 @@ def render_quality(r: dict) -> str:
         "<details><summary>Per seed</summary>",
         "",
         md_table(
-            ["model", "seed", "held-out AUC", "held-out acc", "val AUC", "val acc", "epochs"],
+            ["family", "model", "seed", "held-out AUC", "held-out acc", "val AUC", "val acc", "epochs (kept:run)"],
             [
                 [
+                    family,
                     x["model"],
                     str(x["seed"]),
                     f"{x['holdout']['roc_auc']:.4f}",
                     f"{x['holdout']['accuracy']:.4f}",
                     f"{x['val']['roc_auc']:.4f}",
                     f"{x['val']['accuracy']:.4f}",
-                    str(x["epochs"] or "—"),
+                    (f"{x['selected_epoch']}:{x['epochs']}" if x.get("selected_epoch") else str(x["epochs"] or "—")),
                 ]
-                for x in runs
+                for family, res in fams.items()
+                for x in res["runs"]
             ],
+            align=["l", "l"] + ["r"] * 6,
         ),
         "",
         "</details>",
@@ -810,6 +842,38 @@ def render(meta: dict, results: dict, sections) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+SECTION_HEADING = re.compile(r"^## (\d)\. ", re.M)
+
+
+def splice_sections(old: str, new: str, sections, meta: dict) -> str:
+    """``old`` with the ``sections`` replaced by ``new``'s, each stamped with the run that produced it."""
+
+    def blocks(doc: str) -> dict:
+        starts = [(m.start(), int(m.group(1))) for m in SECTION_HEADING.finditer(doc)]
+        return {n: (a, starts[i + 1][0] if i + 1 < len(starts) else len(doc)) for i, (a, n) in enumerate(starts)}
+
+    old_blocks, new_blocks = blocks(old), blocks(new)
+    out = old
+    for name in sorted(sections, key=SECTIONS.index, reverse=True):  # back to front: offsets stay valid
+        n = SECTIONS.index(name) + 1
+        if n not in old_blocks:
+            raise SystemExit(f"--splice: section {n} is not in the existing file")
+        a, b = new_blocks[n]
+        heading, _, body = new[a:b].partition("\n")
+        stamp = (
+            f"*This section was regenerated on its own by {meta['command']} on {meta['date']} (git {meta['git']}, "
+            f"load average at start {', '.join(f'{x:.2f}' for x in meta['machine']['loadavg'] or [])}); the rest "
+            "of the file comes from the run named at the top.*"
+        )
+        block = f"{heading}\n\n{stamp}\n{body}"
+        oa, ob = old_blocks[n]
+        out = out[:oa] + block.rstrip("\n") + "\n\n" + out[ob:]
+    return out.replace(
+        "**every number in this file comes from that one run**",
+        "**every number in this file comes from that one run, except sections marked as regenerated on their own**",
+    ).rstrip() + "\n"
+
+
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -831,6 +895,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--workers", type=int, default=2, help="processes generating big demo files")
     p.add_argument("--output", default=None, help="markdown file to write")
+    p.add_argument(
+        "--splice",
+        action="store_true",
+        help="replace only the sections run here in an existing BENCHMARKS.md (or --output), each marked with "
+        "its own command, date and commit; the other sections stay as they were",
+    )
     a = p.parse_args(argv)
     sections = [s.strip() for s in a.sections.split(",") if s.strip()]
     bad = [s for s in sections if s not in SECTIONS]
@@ -839,6 +909,10 @@ def main(argv=None) -> int:
     cfg = make_config(a)
     full = not a.quick and set(sections) == set(SECTIONS) and not a.scales and not a.repeats and not a.train_max_steps
     output = Path(a.output) if a.output else (REPO / "BENCHMARKS.md" if full else OUT / f"BENCHMARKS-{cfg['tag']}.md")
+    if a.splice:
+        if a.quick:
+            p.error("--splice writes into the published file: not with --quick")
+        output = Path(a.output) if a.output else REPO / "BENCHMARKS.md"
 
     args = argv if argv is not None else sys.argv[1:]
     cmd = "source scripts/env.sh && " + " ".join(
@@ -869,7 +943,10 @@ def main(argv=None) -> int:
             log(f"section {name} FAILED:\n{traceback.format_exc()[-1500:]}")
         (OUT / f"results-{cfg['tag']}.json").write_text(json.dumps(results, indent=1, default=str))
     meta["total_seconds"] = time.perf_counter() - t0
-    write_atomic(output, render(meta, results, sections))
+    doc = render(meta, results, sections)
+    if a.splice:
+        doc = splice_sections(output.read_text(encoding="utf-8"), doc, sections, meta)
+    write_atomic(output, doc)
     log(f"wrote {output} ({meta['total_seconds'] / 60:.1f} min)")
     return 0 if all("error" not in r for r in results.values()) else 1
 

@@ -28,8 +28,11 @@ def _print_json(obj) -> None:
 def cmd_demo_data(a) -> int:
     from ml.demo import generate
 
-    paths = generate(a.out, a.train_size, a.test_size, a.seed)
-    print(f"wrote {paths['train']} ({a.train_size} records) and {paths['test']} ({a.test_size} records)")
+    paths = generate(a.out, a.train_size, a.test_size, a.seed, family=a.family)
+    print(
+        f"wrote {paths['train']} ({a.train_size} records) and {paths['test']} ({a.test_size} records), "
+        f"{a.family} family"
+    )
     return 0
 
 
@@ -89,6 +92,11 @@ def cmd_score(a) -> int:
     return 0
 
 
+def _decision_text(d: dict) -> str:
+    """``approved by alice at 2026-...: "comment"`` (a human decision from the audit log)."""
+    return f"{d['decision']} by {d.get('by')} at {d.get('at')}" + (f': "{d["comment"]}"' if d.get("comment") else "")
+
+
 def cmd_models(a) -> int:
     from ml.registry import Registry
 
@@ -100,13 +108,15 @@ def cmd_models(a) -> int:
         elif not rows:
             print(f"no model versions under {reg.models}")
         else:
-            print(f"{'version':<28} {'created_at':<28} {'val_acc':>8} {'val_auc':>8}  gate           champion")
+            print(f"{'version':<28} {'created_at':<28} {'val_acc':>8} {'val_auc':>8}  gate           champion  "
+                  "decision")
             for r in rows:
                 acc = f"{r['val_accuracy']:.4f}" if r["val_accuracy"] is not None else "-"
                 auc = f"{r['val_auc']:.4f}" if r["val_auc"] is not None else "-"
+                d = r.get("decision")
                 print(
                     f"{r['version']:<28} {str(r['created_at']):<28} {acc:>8} {auc:>8}  {str(r['gate']):<14} "
-                    f"{'*' if r['champion'] else ''}"
+                    f"{'*' if r['champion'] else '':<8}  {_decision_text(d) if d else '-'}"
                 )
         return 0
     if a.models_cmd == "show":
@@ -119,13 +129,30 @@ def cmd_models(a) -> int:
             gate = info["manifest"].get("gate") or {}
             if gate:
                 print(f"gate: {gate.get('decision')} ({gate.get('reason')})")
+            for d in info.get("decisions") or []:
+                print(f"decision: {_decision_text(d)}")
             print("metrics: " + json.dumps(info["metrics"], sort_keys=True))
             print("manifest: " + json.dumps(info["manifest"], sort_keys=True))
         return 0
     if a.models_cmd == "promote":
-        ptr = reg.rollback(a.version)
+        ptr = reg.rollback(a.version, user=a.user, reason=a.reason)
         print(f"champion is now {ptr['version']} (was {ptr['previous']}); recorded in {reg.audit_dir}")
+        if ptr.get("repaired_pointer"):
+            print(f"repaired: {ptr['repaired_pointer']}")
         return 0
+    if a.models_cmd == "doctor":
+        report = reg.doctor(repair=a.repair, orphan_min_age_s=a.orphan_min_age * 60)
+        if a.json:
+            _print_json(report)
+        else:
+            c = report["checked"]
+            print(f"registry {reg.root}: {c['versions']} version(s), {c['audit_entries']} audit entr(y/ies), "
+                  f"champion {c['champion']}")
+            for f in report["findings"]:
+                mark = "fixed" if f["repaired"] else "PROBLEM"
+                print(f"{mark}: [{f['check']}] {f['path']}: {f['problem']} -> {f['action']}")
+            print("ok" if report["ok"] else "problems remain")
+        return 0 if report["ok"] else 1
     return 2
 
 
@@ -141,11 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (one line per epoch when training)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    from ml.demo import FAMILIES
+
     s = sub.add_parser("demo-data", help="write synthetic Kaggle-format train.json/test.json")
     s.add_argument("--out", required=True)
     s.add_argument("--train-size", type=int, default=1195)
     s.add_argument("--test-size", type=int, default=1196)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--family",
+        choices=FAMILIES,
+        default="presence",
+        help="label family: presence (a call pattern in some frames; the default) or temporal (the order of "
+        "two events decides, invisible to mean pooling)",
+    )
     s.set_defaults(func=cmd_demo_data)
 
     s = sub.add_parser(
@@ -158,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--split", choices=["train", "test"], required=True)
     s.add_argument("--report", help="folder for the Data Docs HTML and JSON summary")
-    s.add_argument("--min-records", type=int, default=100)
+    s.add_argument("--min-records", type=int, default=100,
+                   help="reject a training file with fewer records (default 100; like the DAG's min_records "
+                        "param it does not apply to test files)")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("train", help="validate, split, pad, train and evaluate (no Airflow)")
@@ -190,8 +228,24 @@ def build_parser() -> argparse.ArgumentParser:
     x = ms.add_parser("show")
     x.add_argument("version", help="a version, 'champion' or 'latest'")
     x.add_argument("--json", action="store_true")
-    x = ms.add_parser("promote", help="make VERSION the champion (rollback); audited")
+    x = ms.add_parser(
+        "promote", help="make VERSION the champion (rollback; also replaces a damaged pointer); audited"
+    )
     x.add_argument("version")
+    x.add_argument("--user", help="recorded in the audit entry (default: $USER)")
+    x.add_argument("--reason", help="recorded in the audit entry (default: 'manual promote by USER')")
+    x = ms.add_parser(
+        "doctor",
+        help="check the registry (exit 0 healthy, 1 problems); --repair fixes what is safe",
+        description="Check the pointer, submissions/latest.csv, every version against its manifest hashes, "
+        "the audit chain, unfinished promotions and orphaned temporary files. --repair finishes an interrupted "
+        "promotion, restores a damaged pointer to the last audited intact champion, re-copies a wrong "
+        "latest.csv and removes orphans; every pointer fix is audited.",
+    )
+    x.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
+    x.add_argument("--orphan-min-age", type=float, default=60.0, metavar="MINUTES",
+                   help="remove only temporary leftovers older than this (default 60; 0 = all)")
+    x.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_models)
     return p
 

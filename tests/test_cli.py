@@ -40,6 +40,14 @@ def test_demo_data_writes_kaggle_format(tmp_path):
     assert all(len(f) == 128 and all(0 <= v <= 255 for v in f) for r in train for f in r["audio_embedding"])
 
 
+def test_demo_data_temporal_family(tmp_path):
+    out = run("demo-data", "--out", tmp_path, "--train-size", 60, "--test-size", 20, "--seed", 1, "--family", "temporal")
+    assert out.returncode == 0 and "temporal family" in out.stdout, out.stderr
+    train = json.loads((tmp_path / "train.json").read_text())
+    assert len(train) == 60 and all(2 <= len(r["audio_embedding"]) <= 10 for r in train)
+    assert run("demo-data", "--out", tmp_path, "--family", "bogus").returncode == 2
+
+
 def test_validate_missing_file_exit_1_no_traceback(tmp_path):
     out = run("validate", tmp_path / "nope.json", "--split", "train")
     assert out.returncode == 1

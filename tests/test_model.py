@@ -61,3 +61,32 @@ def test_load_model_after_import_ml_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.keras")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("AttentionPooling")
+
+
+@pytest.mark.slow
+def test_seed_average_is_one_model_that_loads_and_scores_like_a_single_model(tmp_path):
+    """ensemble_seeds=2: one .keras file; a fresh process loads it after `import ml` and gets the members' mean."""
+    from ml.train import fit, make_recipe, predict, save_model
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (48, 10, 128)).astype(np.uint8)
+    y = (x[:, :, :8].mean(axis=(1, 2)) > 127).astype(np.int8)
+    rc = make_recipe("default", epochs=1, ensemble_seeds=2, seed=11)
+    model, history, _ = fit(x[:32], y[:32], x[32:], y[32:], rc)
+    assert [m["seed"] for m in history["members"]] == [11, 12]
+    assert count_params(model) == (2 * EXPECTED_PARAMS, 2 * EXPECTED_NON_TRAINABLE)
+    members = [model.get_layer(f"member_{i}") for i in range(2)]
+    member_mean = np.mean([predict(m, x) for m in members], axis=0)
+    assert not np.allclose(predict(members[0], x), predict(members[1], x))  # two different seeds
+    np.testing.assert_allclose(predict(model, x), member_mean, rtol=1e-6, atol=1e-7)
+
+    save_model(model, tmp_path / "model.keras")
+    np.save(tmp_path / "x.npy", x)
+    code = (
+        "import sys, numpy as np, ml; import keras; from ml.train import predict; "
+        "m = keras.models.load_model(sys.argv[1] + '/model.keras'); "
+        "np.save(sys.argv[1] + '/p.npy', predict(m, np.load(sys.argv[1] + '/x.npy')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), member_mean, rtol=1e-6, atol=1e-7)

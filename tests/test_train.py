@@ -123,3 +123,23 @@ def test_temporal_family_is_learnable_by_the_model_and_not_by_the_baseline(tmp_p
     auc = binary_metrics(d["y_val"], predict(model, d["x_val"]))["roc_auc"]
     assert base["roc_auc"] < 0.65
     assert auc > 0.85
+
+
+def test_demo_families():
+    """The temporal family: both classes hold the same two events, so order is the only signal."""
+    from ml.demo import make_records
+
+    with pytest.raises(ValueError, match="temporal"):
+        make_records(3, np.random.default_rng(0), True, set(), family="bogus")
+    recs = make_records(400, np.random.default_rng(0), True, set(), family="temporal", label_noise=0.0)
+    events = np.random.default_rng(20191126).normal(0, 1, (2, 128))
+    for r in recs[:100]:
+        x = np.asarray(r["audio_embedding"], float)
+        assert len(x) >= 2
+        proj = (x - x.mean(axis=0)) @ events.T  # each frame's strength along the two event directions
+        wind_up, gobble = int(np.argmax(proj[:, 0])), int(np.argmax(proj[:, 1]))
+        assert (wind_up < gobble) == bool(r["is_turkey"])
+    # the presence family is the default, and its draws do not depend on the family option existing
+    a = make_records(20, np.random.default_rng(1), True, set())
+    b = make_records(20, np.random.default_rng(1), True, set(), family="presence")
+    assert a == b
