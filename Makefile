@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 unexport PYTHONDONTWRITEBYTECODE
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: run test test-fast test-distributed bench lint install clean lock
+.PHONY: run test test-fast test-faults test-distributed bench lint install clean lock
 
 install: $(STAMP)
 
@@ -29,11 +29,15 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to the
 run: install  ## the whole pipeline through Airflow on the embedded default (SQLite, local files, demo data)
 	@bash scripts/run_local.sh
 
-test: install  ## the whole test suite
-	@source scripts/env.sh && $(PY) -m pytest -q
+test: install  ## the whole test suite (the fault-injection suite runs separately: make test-faults)
+	@source scripts/env.sh && $(PY) -m pytest -q --ignore=tests/faults
 
 test-fast: install
-	@source scripts/env.sh && $(PY) -m pytest -q -m "not slow"
+	@source scripts/env.sh && $(PY) -m pytest -q -m "not slow" --ignore=tests/faults
+
+test-faults: install  ## fault injection: SIGKILLs in the registry, promoter races, full/read-only tmpfs (root), damage
+	@source scripts/env.sh && $(PY) -m pytest -q -p no:cacheprovider tests/faults; status=$$?; \
+	  $(PY) -m tests.faults.summary || true; exit $$status
 
 test-distributed: install  ## CeleryExecutor on PostgreSQL + Redis, as processes (needs both running)
 	@bash scripts/distributed_test.sh

@@ -946,6 +946,12 @@ def main(argv=None) -> int:
     doc = render(meta, results, sections)
     if a.splice:
         doc = splice_sections(output.read_text(encoding="utf-8"), doc, sections, meta)
+    if output.is_file():  # the reliability section comes from `make test-faults`, not from this run: keep it
+        from tests.faults.summary import END, START
+
+        old = output.read_text(encoding="utf-8")
+        if START in old and END in old and START not in doc:
+            doc = doc.rstrip("\n") + "\n\n" + START + old.split(START, 1)[1].split(END, 1)[0] + END + "\n"
     write_atomic(output, doc)
     log(f"wrote {output} ({meta['total_seconds'] / 60:.1f} min)")
     return 0 if all("error" not in r for r in results.values()) else 1

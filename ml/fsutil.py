@@ -40,8 +40,7 @@ def environment_fault(exc: BaseException, path) -> EnvironmentFault | None:
         code = exc.__context__.errno
     if code in ENVIRONMENT_ERRNOS:
         reason, hint = ENVIRONMENT_ERRNOS[code]
-        where = getattr(exc, "filename", None) or path
-        return EnvironmentFault(where, reason, hint)
+        return EnvironmentFault(path, reason, hint)  # the target, not a temporary name or a copy's source
     return None
 
 

@@ -428,7 +428,8 @@ class Registry:
         d = self._p("audit")
         if not self.fs.isdir(d):
             return []
-        return sorted(p for p in self.fs.ls(d, detail=False) if p.endswith(".json"))
+        return sorted(p for p in self.fs.ls(d, detail=False)
+                      if p.endswith(".json") and not posixpath.basename(p).startswith("."))  # not temporaries
 
     def audit(self) -> list[dict]:
         """Every audit entry, oldest first (``action``, ``version``, ``previous``, ``reason``, ``at``, ...)."""
@@ -453,12 +454,41 @@ class Registry:
             "curves": self.display(posixpath.join(d, "curves.png")),
             "metrics": self._read_json(metrics_path) if self.fs.isfile(metrics_path) else {},
             "manifest": self.manifest(version),
+            "decisions": self.decisions(version),
         }
 
+    @staticmethod
+    def _decision(entry: dict) -> dict | None:
+        """The human decision an audit entry records (an approved promotion or a rejection), if any."""
+        approval = entry.get("approval")
+        if not approval and entry.get("action") != "rejected":
+            return None
+        approval = approval or {}
+        return {
+            "decision": approval.get("decision") or ("rejected" if entry.get("action") == "rejected" else "approved"),
+            "by": approval.get("by") or entry.get("user"),
+            "at": approval.get("at") or entry.get("at"),
+            "comment": approval.get("comment"),
+            "run_id": entry.get("run_id"),
+        }
+
+    def decisions(self, version: str | None = None, audit: list[dict] | None = None) -> list[dict]:
+        """Human approvals and rejections from the audit log (of ``version``, or all), oldest first."""
+        out = []
+        for entry in self.audit() if audit is None else audit:
+            d = self._decision(entry)
+            if d is not None and (version is None or entry.get("version") == version):
+                out.append({"version": entry.get("version"), **d})
+        return out
+
     def list(self) -> list[dict]:
-        """One row per version, oldest first: figures, gate decision, ``ever_promoted``, ``champion``."""
+        """One row per version, oldest first: figures, gate decision (``rejected`` once a human rejected
+        it), the latest human ``decision`` (``{decision, by, at, comment}`` or None), ``ever_promoted``,
+        ``champion``."""
         champ = self.champion_version()
-        promoted = {e.get("version") for e in self.audit() if e.get("action") in ("promote", "rollback")}
+        audit = self.audit()
+        promoted = {e.get("version") for e in audit if e.get("action") in ("promote", "rollback")}
+        decided = {d["version"]: d for d in self.decisions(audit=audit)}  # the latest per version
         rows = []
         for v in self.versions():
             man = self.manifest(v)
@@ -470,7 +500,9 @@ class Registry:
                     "run_id": man.get("run_id"),
                     "val_accuracy": m.get("val_accuracy"),
                     "val_auc": m.get("val_auc"),
-                    "gate": man.get("gate", {}).get("decision"),
+                    "gate": "rejected" if decided.get(v, {}).get("decision") == "rejected"
+                    else man.get("gate", {}).get("decision"),
+                    "decision": decided.get(v),
                     "ever_promoted": v in promoted,
                     "champion": v == champ,
                 }
@@ -655,9 +687,9 @@ class Registry:
             fault_point("promote:after_lock")
             self._roll_forward()
             version = self.resolve(version)
-            missing = self.missing_files(version)
-            if missing:
-                raise RegistryError(f"version {version} is incomplete (missing {', '.join(missing)}); not promoted")
+            problems = self.verify_version(version)  # complete and unchanged since register
+            if problems:
+                raise RegistryError(f"version {version} is damaged ({'; '.join(problems)}); not promoted")
             previous, damage = self._current_for_update()
             if expect_previous is not _ANY and previous != expect_previous:
                 raise RegistryError(
@@ -672,7 +704,8 @@ class Registry:
     def _commit(self, version: str, previous: str | None, action: str, reason: str, details: dict) -> dict:
         promotion_id = uuid.uuid4().hex[:12]
         at = now_iso()
-        pointer = {"version": version, "promoted_at": at, "previous": previous, "reason": reason, **details}
+        pointer = {"version": version, "promoted_at": at, "previous": previous, "reason": reason,
+                   "promotion_id": promotion_id, **details}
         entry = {"action": action, "version": version, "previous": previous, "reason": reason, "at": at,
                  "promotion_id": promotion_id, **details}
         intent = {"id": promotion_id, "version": version, "previous": previous, "action": action,
@@ -875,22 +908,19 @@ class Registry:
         version = pointer["version"]
         src = self._p("models", version, "submission.csv")
         want = self._sha256(src)
+        wrong = []
         for path in (self._p("submissions", "latest.csv"), self._p("submissions", f"{version}.csv")):
             have = self._sha256(path) if self.fs.isfile(path) else None
             if have != want:
-                problem = "missing" if have is None else f"differs from the champion {version}'s submission"
-                if repair:
-                    self._copy_within(src, path)
-                    self._append_repair_entry(version, f"{posixpath.basename(path)} {problem}: re-copied")
-                    add("submission", path, problem, f"re-copied from {version} (audited)", True)
-                else:
-                    add("submission", path, problem, f"run `{REPAIR_HINT}` to re-copy it")
-
-    def _append_repair_entry(self, version: str, what: str) -> None:
-        promotion_id = uuid.uuid4().hex[:12]
-        entry = {"action": "repair", "version": version, "previous": version, "at": now_iso(),
-                 "reason": f"repaired by turkey models doctor: {what}", "promotion_id": promotion_id}
-        self._write_bytes(self._p("audit", self._next_audit_name(promotion_id)), _json_bytes(entry, indent=None))
+                wrong.append((path, "missing" if have is None else f"differs from the champion {version}'s submission"))
+        if wrong and repair:  # the same transaction as a promotion re-copies both and re-writes the pointer
+            what = "; ".join(f"{posixpath.basename(p)} {problem}" for p, problem in wrong)
+            carried = {k: v for k, v in pointer.items()
+                       if k not in ("version", "promoted_at", "previous", "reason", "promotion_id")}
+            self._commit(version, version, "repair", f"repaired by turkey models doctor: {what}", carried)
+        for path, problem in wrong:
+            add("submission", path, problem,
+                f"re-copied from {version} (audited)" if repair else f"run `{REPAIR_HINT}` to re-copy it", repair)
 
     def _last_pointer_entry_or_none(self) -> dict | None:
         try:
