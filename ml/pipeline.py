@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ml.data import load_arrays, pad_frames, save_arrays
-from ml.errors import GateError, TurkeyError
+from ml.errors import DataError, GateError, TurkeyError
 from ml.fsutil import atomic_output
 
 log = logging.getLogger("ml.pipeline")
@@ -28,12 +28,17 @@ def validate_inputs(
     """Validate train and (when given) test; on success write compact arrays (``train.npz``, ``test.npz``).
 
     On failure the offending file is moved to ``rejected/`` beside its folder (when ``reject``) and a
-    DataError naming the file, rule and records is raised. Nothing else is written.
+    DataError naming the file, rule and records is raised. Nothing else is written. A train input
+    without any label (a test file given as train) and the same file given as train and test are
+    refused without moving anything; if the move fails (read-only landing folder) the file stays where
+    it was, no copy remains, and the DataError says so.
     """
     from ml.validation import reject_file, validate_file
 
     work_dir = Path(work_dir)
     report_dir = Path(report_dir) if report_dir else work_dir / "validation"
+    if test_path is not None and Path(train_path).absolute() == Path(test_path).absolute():
+        raise TurkeyError(f"the train and test inputs are the same file {train_path}; give two files")
     outcomes = {}
     for split, path, ref in (("train", train_path, None), ("test", test_path, "train")):
         if path is None:
@@ -57,10 +62,22 @@ def validate_inputs(
         for w in out.warnings:
             log.warning("%s: %s", path, w)
         if not out.ok:
-            if reject and Path(path).is_file():
-                moved = reject_file(path, report_dir / split)
-                log.error("moved rejected input %s to %s", path, moved)
-            out.raise_for_failures()
+            note = ""
+            if split == "train" and _unlabelled(out):
+                note = " -- it looks like a test file (no record has is_turkey); not moved to rejected/"
+            elif reject and Path(path).is_file():
+                try:
+                    moved = reject_file(path, report_dir / split)
+                    log.error("moved rejected input %s to %s", path, moved)
+                except TurkeyError as exc:  # e.g. a read-only landing folder: the file stays, no copy is left
+                    log.error("could not move rejected input %s to rejected/: %s", path, exc)
+                    note = f" (left in place: could not move it to rejected/: {exc})"
+            try:
+                out.raise_for_failures()
+            except DataError as exc:
+                if not note:
+                    raise
+                raise DataError(exc.file, exc.rule, exc.message + note, exc.records) from None
         outcomes[split] = out
     tr = outcomes["train"].records
     te = outcomes["test"].records if "test" in outcomes else None
@@ -81,6 +98,12 @@ def validate_inputs(
         "report_dir": str(report_dir),
         "report_html": {s: o.report_html for s, o in outcomes.items()},
     }
+
+
+def _unlabelled(outcome) -> bool:
+    """True when a file validated as train has no label at all: a test file given as train input."""
+    n = len(outcome.records) if outcome.records is not None else 0
+    return n > 0 and any(f.rule == "label.required" and len(f.records) == n for f in outcome.failures)
 
 
 # --------------------------------------------------------------------------------------------- prepare
