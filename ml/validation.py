@@ -516,28 +516,59 @@ def _write_reports(outcome: ValidationOutcome, engine: _Engine, report_dir: Path
 def reject_file(path, report_dir=None) -> str:
     """Move ``path`` to ``<its folder>/../rejected/<UTC timestamp>-<name>`` (never deleting, never overwriting).
 
-    A copy of ``report_dir`` (when given and present) goes beside it as ``<new name>.report/``.
-    Returns the new path.
+    The file is moved, never copied-and-kept: exactly one of the original and the rejected file exists
+    afterwards. Within one filesystem this is a rename; across filesystems the copy is completed under a
+    temporary name and renamed into place before the original is removed, and if the original cannot be
+    removed (a read-only landing folder) the copy is deleted again. Disk-full/read-only/permission errors
+    raise :class:`~ml.errors.EnvironmentFault` with the original in place and no copy left behind.
+    A copy of ``report_dir`` (when given and present) goes beside it as ``<new name>.report/`` (best
+    effort: a failure there is logged, the move stands). Returns the new path.
     """
+    import errno
+    import logging
+
+    from ml.fsutil import TMP_PREFIX, environment_errors
+
     src = Path(path).absolute()
     if not src.is_file():
         raise DataError(src, "file.readable", "cannot reject: no such file")
     rejected = src.parent.parent / "rejected"
-    rejected.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    n = 0
-    while True:  # reserve a fresh name atomically (O_EXCL), then move onto our own placeholder
-        dest = rejected / (f"{stamp}-{src.name}" if n == 0 else f"{stamp}-{n}-{src.name}")
+    with environment_errors(rejected):
+        rejected.mkdir(parents=True, exist_ok=True)
+        n = 0
+        while True:  # reserve a fresh name atomically (O_EXCL), then move onto our own placeholder
+            dest = rejected / (f"{stamp}-{src.name}" if n == 0 else f"{stamp}-{n}-{src.name}")
+            try:
+                os.close(os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                break
+            except FileExistsError:
+                n += 1
+        moved = False
         try:
-            os.close(os.open(dest, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            break
-        except FileExistsError:
-            n += 1
-    try:
-        os.replace(src, dest)
-    except OSError:  # another filesystem: copy, then remove the original only once the copy is complete
-        shutil.copy2(src, dest)
-        os.unlink(src)
+            try:
+                os.replace(src, dest)
+                moved = True
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                tmp = dest.with_name(f"{TMP_PREFIX}{os.getpid()}-{dest.name}")
+                try:
+                    shutil.copy2(src, tmp)
+                    os.replace(tmp, dest)
+                finally:
+                    if tmp.exists():
+                        tmp.unlink()
+                os.unlink(src)  # only now is the copy complete; on failure the copy goes (below)
+                moved = True
+        finally:
+            if not moved:
+                dest.unlink(missing_ok=True)
     if report_dir is not None and Path(report_dir).is_dir():
-        shutil.copytree(report_dir, dest.with_name(dest.name + ".report"), dirs_exist_ok=False)
+        target = dest.with_name(dest.name + ".report")
+        try:
+            shutil.copytree(report_dir, target, dirs_exist_ok=False)
+        except OSError as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            logging.getLogger("ml.validation").warning("could not copy the report %s beside %s: %s", report_dir, dest, exc)
     return str(dest)
