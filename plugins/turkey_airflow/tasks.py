@@ -79,9 +79,18 @@ def train(prepared: dict) -> dict:
     from ml.pipeline import train_step, version_trained_ids
     from ml.registry import Registry
 
+    from ml.errors import RegistryDamaged
+
     ctx = get_current_context()
     reg = Registry()
-    champ = reg.champion_version()
+    champ_problem = None
+    try:
+        champ = reg.champion_version()
+    except RegistryDamaged as exc:  # a broken champion is never "no champion": fail unless forced
+        if not ctx["params"]["force_promote"]:
+            raise
+        champ, champ_problem = None, str(exc)
+        logging.getLogger("ml").warning("force_promote: no champion comparison because %s", exc)
     champ_model = reg.fetch_model(champ, _run_dir(ctx) / "champion") if champ else None
     return train_step(
         prepared["split_npz"],
@@ -91,7 +100,7 @@ def train(prepared: dict) -> dict:
         champion_model=champ_model,
         champion_trained_ids=version_trained_ids(reg, champ) if champ else None,
         split=prepared.get("split"),
-    ) | {"champion_version": champ}
+    ) | {"champion_version": champ, "champion_problem": champ_problem}
 
 
 @_fail_cleanly
@@ -103,7 +112,7 @@ def evaluate(prepared: dict, trained: dict) -> dict:
     p = ctx["params"]
     m = evaluate_step(prepared["split_npz"], trained["candidate_dir"], p["seed"], extra=extra,
                       comparison_method=p["gate_method"], confidence=p["gate_confidence"])
-    return m | {"champion_version": trained.get("champion_version")}
+    return m | {"champion_version": trained.get("champion_version"), "champion_problem": trained.get("champion_problem")}
 
 
 @_fail_cleanly
@@ -130,6 +139,9 @@ def register(validated: dict, trained: dict, metrics: dict) -> dict:
     )
     decision = champion_gate(metrics, champ, p["auc_tolerance"], p["force_promote"],
                              min_records=p["min_gate_records"], same_inputs=same_inputs)
+    if metrics.get("champion_problem"):  # forced past a damaged champion (see train): say so, not "no champion"
+        decision.update(champion_problem=metrics["champion_problem"],
+                        reason=f"forced by operator; the champion could not be compared: {metrics['champion_problem']}")
     version = make_version(dr.run_after or dr.start_date, dr.dag_id, dr.run_id)
     manifest = {
         "dag_id": dr.dag_id,
@@ -142,7 +154,7 @@ def register(validated: dict, trained: dict, metrics: dict) -> dict:
             "test_sha256": validated["test_sha256"],
         },
         "params": dict(p),
-        "metrics": {k: v for k, v in metrics.items() if k != "champion_version"},
+        "metrics": {k: v for k, v in metrics.items() if k not in ("champion_version", "champion_problem")},
         "gate": decision,
         "compared_with": decision["champion_version"],
         "validation_report": validated.get("report_html"),
@@ -199,7 +211,9 @@ def promote(registered: dict) -> dict:
 def cleanup() -> dict:
     """After a successful run: drop the run's bulky intermediates (npz arrays, the candidate folder, which
     the registry now holds, and any downloaded champion). The validation report stays. A failed run keeps
-    everything for inspection and for clearing tasks."""
+    everything for inspection and for clearing tasks, until the retention policy (``ml.retention``:
+    ``TURKEY_KEEP_REPORTS`` newest run folders, ``TURKEY_REPORT_MAX_AGE_DAYS``) removes it; orphaned
+    temporary files (older than an hour) go too."""
     import shutil
 
     run = _run_dir(get_current_context())
@@ -212,4 +226,12 @@ def cleanup() -> dict:
             freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
             shutil.rmtree(path)
     logging.getLogger("ml").info("removed %.1f MiB of intermediates from %s", freed / 2**20, run)
-    return {"run_dir": str(run), "freed_bytes": freed}
+    # Retention (ml.retention): older run folders and their validation reports, killed writers' leftovers.
+    from ml.config import keep_reports, report_max_age_days
+    from ml.registry import Registry
+    from ml.retention import prune_runs, remove_temp_files
+
+    pruned = prune_runs(run.parent, keep_reports(), report_max_age_days(), protect=[run])
+    orphans = remove_temp_files(run.parent) + Registry().remove_orphans()
+    return {"run_dir": str(run), "freed_bytes": freed + pruned["freed_bytes"],
+            "pruned_runs": len(pruned["removed"]), "orphans_removed": len(orphans)}
