@@ -186,3 +186,97 @@ def test_dockerfile_has_cpu_and_gpu_targets_on_the_official_image():
     assert "tensorflow[and-cuda]==${TENSORFLOW_VERSION}" in gpu and "tensorflow-cpu" in gpu
     assert re.search(r"^ARG TENSORFLOW_VERSION=2\.21\.0$", text, flags=re.M)
     assert "requirements.lock" in text
+
+
+# ---------------------------------------------------------------- secure defaults (issue 10)
+def _env_file(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value
+    return out
+
+
+def _service_env_from(dotenv: dict, service: dict) -> dict:
+    """The service's environment as compose would set it from ``dotenv`` (${VAR:-default} / ${VAR:?err})."""
+    def sub(value):
+        return re.sub(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}",
+                      lambda m: dotenv.get(m.group(1)) or (m.group(2) or ""), str(value))
+    return {k: sub(v) for k, v in _env(service).items()}
+
+
+def _script(service: dict, stop_at: str, then: str = "exit 0") -> str:
+    """The service's bash script (compose's $$ unescaped) cut after ``stop_at``, ending with ``then``."""
+    text = [c for c in service["command"] if "\n" in c][0].replace("$$", "$")
+    return text.split(stop_at, 1)[0] + stop_at + "\n" + then + "\n"
+
+
+def _run_script(script: str, env: dict):
+    import subprocess
+    import sys
+
+    env = {**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _generated_dotenv() -> dict:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "compose_env.py")], capture_output=True, text=True,
+                         check=True).stdout
+    return _env_file(out)
+
+
+def test_ports_are_published_on_loopback_unless_told_otherwise(services):
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert set(published) >= {"airflow-apiserver", "flower"}
+    for name, ports in published.items():
+        for port in ports:
+            assert str(port).startswith("${TURKEY_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+            assert _interpolate(str(port)).startswith("127.0.0.1:"), (name, port)
+    assert _env_file((REPO / ".env.example").read_text())["TURKEY_BIND_ADDRESS"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("placeholder", ["AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
+                                         "POSTGRES_PASSWORD"])
+def test_airflow_init_refuses_each_placeholder_secret(services, placeholder):
+    good = _generated_dotenv()
+    dotenv = {**good, placeholder: _env_file((REPO / ".env.example").read_text())[placeholder]}
+    assert "change-me" in dotenv[placeholder]
+    init = services["airflow-init"]
+    r = _run_script(_script(init, "if (( bad )); then exit 1; fi"), _service_env_from(dotenv, init))
+    assert r.returncode == 1 and "change-me placeholder" in r.stderr, r.stderr
+
+
+def test_airflow_init_refuses_an_empty_or_invalid_fernet_key_and_accepts_generated_secrets(services):
+    init = services["airflow-init"]
+    script = _script(init, "if (( bad )); then exit 1; fi")
+    good = _generated_dotenv()
+    assert "change-me" not in "".join(good.values())
+    r = _run_script(script, _service_env_from(good, init))
+    assert r.returncode == 0, r.stderr
+    example = _env_file((REPO / ".env.example").read_text())
+    assert example["AIRFLOW_FERNET_KEY"] == ""  # the example's default is refused:
+    r = _run_script(script, _service_env_from({**good, "AIRFLOW_FERNET_KEY": ""}, init))
+    assert r.returncode == 1 and "AIRFLOW_FERNET_KEY is empty" in r.stderr
+    r = _run_script(script, _service_env_from({**good, "AIRFLOW_FERNET_KEY": "not-a-key"}, init))
+    assert r.returncode == 1 and "not a valid Fernet key" in r.stderr
+    r = _run_script(script, _service_env_from({**good, "AIRFLOW_JWT_SECRET": "short"}, init))
+    assert r.returncode == 1 and "at least 32 characters" in r.stderr
+
+
+def test_flower_requires_a_login(services):
+    flower = services["flower"]
+    script = _script(flower, "fi", then="exit 0")  # stop before exec-ing flower itself
+    assert "exec airflow celery flower" in flower["command"][-1]
+    example = _env_file((REPO / ".env.example").read_text())
+    for value in ("", example["FLOWER_BASIC_AUTH"], "nopassword"):
+        r = _run_script(script, {"AIRFLOW__CELERY__FLOWER_BASIC_AUTH": value})
+        assert r.returncode == 1 and "FLOWER_BASIC_AUTH" in r.stderr, value
+    r = _run_script(script, {"AIRFLOW__CELERY__FLOWER_BASIC_AUTH": _generated_dotenv()["FLOWER_BASIC_AUTH"]})
+    assert r.returncode == 0, r.stderr
+    assert _env(flower)["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:-}"
+    assert "--user" in " ".join(flower["healthcheck"]["test"])
+    assert flower["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
