@@ -136,3 +136,160 @@ def test_registry_on_an_object_store_url(tmp_path):
     local = reg.fetch_model("v2", tmp_path / "dl")
     assert Path(local).read_text() == "x:model.keras\n"
     assert reg.describe("champion")["model"].startswith("memory://")
+
+
+# ---------------------------------------------------------------- transaction, damage, doctor (issue 10)
+def _reg_with(tmp_path, versions=("v1", "v2")):
+    reg = Registry(tmp_path / "art")
+    for i, v in enumerate(versions):
+        reg.register(v, _candidate(tmp_path, f"c-{v}", 3 + i, tag=v), {"run_id": f"r-{v}"})
+    return reg
+
+
+def test_manifest_records_every_file_hash_and_legacy_versions_stay_valid(tmp_path):
+    from ml.registry import sha256_file
+
+    reg = _reg_with(tmp_path, ("v1",))
+    files = reg.manifest("v1")["files"]
+    assert sorted(files) == sorted(VERSION_FILES)
+    d = Path(reg.version_dir("v1"))
+    assert all(files[f]["sha256"] == sha256_file(d / f) and files[f]["bytes"] == (d / f).stat().st_size for f in files)
+    # a version written before per-file hashes (and before newer VERSION_FILES entries) is still promotable
+    legacy = Path(reg.models) / "v0"
+    legacy.mkdir()
+    for f in ("model.keras", "submission.csv"):
+        (legacy / f).write_text("vid_id,is_turkey\nold,0.5\n" if f.endswith(".csv") else "m")
+    (legacy / "manifest.json").write_text(json.dumps({"version": "v0"}))
+    assert reg.verify_version("v0") == []
+    reg.promote("v0", reason="legacy")
+    assert reg.champion_version() == "v0"
+
+
+def test_promote_details_approval_and_rejection_are_audited(tmp_path):
+    reg = _reg_with(tmp_path)
+    approval = {"by": "alice", "decision": "approved", "at": "2026-11-28T04:00:00Z", "comment": "ok"}
+    ptr = reg.promote("v1", reason="gate", approval=approval, run_id="r1")
+    assert ptr["approval"] == approval and reg.champion()["approval"] == approval
+    entry = reg.record_rejection("v2", user="bob", reason="looks off", approval={"by": "bob", "decision": "rejected"})
+    assert reg.champion_version() == "v1"  # a rejection never moves the pointer
+    audit = reg.audit()
+    assert [(e["action"], e["version"]) for e in audit] == [("promote", "v1"), ("rejected", "v2")]
+    assert audit[0]["approval"] == approval and audit[0]["promotion_id"] == ptr["promotion_id"]
+    assert audit[1] == entry and audit[1]["user"] == "bob"
+    assert {r["version"]: r["ever_promoted"] for r in reg.list()} == {"v1": True, "v2": False}
+
+
+def test_compare_and_set_refuses_a_changed_champion(tmp_path):
+    from ml.errors import RegistryError
+
+    reg = _reg_with(tmp_path)
+    reg.promote("v1", reason="first", expect_previous=None)
+    with pytest.raises(RegistryError, match="the champion changed: expected None, found v1"):
+        reg.promote("v2", reason="stale decision", expect_previous=None)
+    reg.promote("v2", reason="fresh", expect_previous="v1")
+    assert reg.champion_version() == "v2"
+
+
+def test_a_busy_lock_times_out_with_a_clear_error(tmp_path, monkeypatch):
+    import fcntl
+
+    from ml.errors import RegistryError
+
+    reg = _reg_with(tmp_path)
+    monkeypatch.setenv("TURKEY_REGISTRY_LOCK_TIMEOUT_S", "0.2")
+    with open(Path(reg.root) / ".registry.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # another promoter holds it (a separate open file description)
+        with pytest.raises(RegistryError, match=r"registry is busy: .*\.registry\.lock"):
+            reg.promote("v1", reason="x")
+    reg.promote("v1", reason="x")  # released: goes through
+    assert reg.champion_version() == "v1"
+
+
+def test_object_store_lock_is_exclusive_and_a_stale_one_is_broken(tmp_path, monkeypatch):
+    import fsspec
+
+    from ml.errors import RegistryError
+
+    root = f"memory://lock-{os.getpid()}-{tmp_path.name}"
+    reg = Registry(root)
+    reg.register("v1", _candidate(tmp_path, "c1", 3), {})
+    fs, base = fsspec.core.url_to_fs(root)
+    fs.pipe_file(f"{base}/.registry.lock", json.dumps({"token": "other", "at": __import__("time").time()}).encode())
+    monkeypatch.setenv("TURKEY_REGISTRY_LOCK_TIMEOUT_S", "0.2")
+    with pytest.raises(RegistryError, match="registry is busy"):
+        reg.promote("v1", reason="x")
+    fs.pipe_file(f"{base}/.registry.lock", json.dumps({"token": "dead", "at": 0}).encode())  # a dead holder's
+    reg.promote("v1", reason="x")
+    assert reg.champion_version() == "v1" and not fs.exists(f"{base}/.registry.lock")
+
+
+def test_damaged_pointer_raises_instead_of_no_champion(tmp_path):
+    from ml.errors import RegistryDamaged
+
+    reg = _reg_with(tmp_path)
+    assert reg.champion() is None  # nothing promoted yet: genuinely no champion
+    reg.promote("v1", reason="x")
+    ptr = Path(reg.pointer_path)
+    for damage in ("{", "[]", '{"version": "v9"}'):
+        ptr.write_text(damage)
+        with pytest.raises(RegistryDamaged, match=r"champion\.json.*turkey models doctor --repair"):
+            reg.champion_version()
+
+
+def test_doctor_reports_healthy_registry_and_cli_json(tmp_path, capsys):
+    from ml.cli import main
+
+    reg = _reg_with(tmp_path)
+    reg.promote("v1", reason="x")
+    report = reg.doctor()
+    assert report["ok"] and report["findings"] == [] and report["checked"]["champion"] == "v1"
+    assert main(["models", "--artifacts", str(tmp_path / "art"), "doctor", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checked"]["versions"] == 2
+    (Path(reg.models) / ".v3.tmp-1-2").mkdir()  # a killed register's leftover, too young to remove
+    assert main(["models", "--artifacts", str(tmp_path / "art"), "doctor", "--repair"]) == 0
+    assert (Path(reg.models) / ".v3.tmp-1-2").exists()
+    assert reg.remove_orphans(0) == [str(Path(reg.models) / ".v3.tmp-1-2")]
+
+
+def test_environment_errors_become_one_line_faults_and_leave_nothing(tmp_path):
+    import errno
+
+    from ml.errors import EnvironmentFault
+    from ml.fsutil import atomic_output
+
+    target = tmp_path / "out.bin"
+    for code, words in ((errno.ENOSPC, "disk full"), (errno.EROFS, "read-only file system"),
+                        (errno.EACCES, "permission denied")):
+        with pytest.raises(EnvironmentFault, match=f"^{words} while writing {target}: ") as exc:
+            with atomic_output(target) as tmp:
+                tmp.write_bytes(b"half")
+                raise OSError(code, os.strerror(code))
+        assert "\n" not in str(exc.value)
+    with pytest.raises(OSError, match="other"), atomic_output(target) as tmp:  # anything else stays itself
+        raise OSError(errno.EIO, "other")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_retention_keeps_the_newest_runs_and_drops_old_ones(tmp_path):
+    import time
+
+    from ml.retention import prune_runs, remove_temp_files
+
+    runs = tmp_path / "runs"
+    now = time.time()
+    for i in range(6):
+        d = runs / f"run{i}" / "validation"
+        d.mkdir(parents=True)
+        (d / "report.html").write_text("x" * 100)
+        os.utime(runs / f"run{i}", (now - (6 - i) * 86400, now - (6 - i) * 86400))  # run5 newest
+    out = prune_runs(runs, keep=3, max_age_days=0, protect=[runs / "run0"], now=now)
+    assert sorted(Path(p).name for p in out["removed"]) == ["run1", "run2"] and out["freed_bytes"] == 200
+    out = prune_runs(runs, keep=10, max_age_days=2.5, protect=[], now=now)
+    assert sorted(Path(p).name for p in out["removed"]) == ["run0", "run3"]
+    assert sorted(p.name for p in runs.iterdir()) == ["run4", "run5"]
+    old = runs / "run4" / ".tmp-1-2-x.npz"
+    old.write_text("half")
+    os.utime(old, (now - 7200, now - 7200))
+    young = runs / "run5" / ".tmp-3-4-y.npz"
+    young.write_text("writing")
+    assert remove_temp_files(runs, 3600, now=now) == [str(old)] and young.exists()
