@@ -777,9 +777,8 @@ class Registry:
                 # appears whole by rename, so a manifest-less one there is damage, not an orphan)
                 unfinished_upload = not self.local and not name.startswith(".") and not self.fs.isfile(
                     posixpath.join(models, name, "manifest.json"))
-                if temporary or unfinished_upload:
-                    if old_enough(entry):
-                        found.append(entry)
+                if (temporary or unfinished_upload) and old_enough(entry):
+                    found.append(entry)
         for folder in (self.base, self._p("submissions"), self._p("audit")):
             if self.fs.isdir(folder):
                 for entry in self.fs.ls(folder, detail=False):

@@ -260,10 +260,10 @@ def test_environment_errors_become_one_line_faults_and_leave_nothing(tmp_path):
     target = tmp_path / "out.bin"
     for code, words in ((errno.ENOSPC, "disk full"), (errno.EROFS, "read-only file system"),
                         (errno.EACCES, "permission denied")):
-        with pytest.raises(EnvironmentFault, match=f"^{words} while writing {target}: ") as exc:
-            with atomic_output(target) as tmp:
-                tmp.write_bytes(b"half")
-                raise OSError(code, os.strerror(code))
+        with pytest.raises(EnvironmentFault, match=f"^{words} while writing {target}: ") as exc, \
+                atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError(code, os.strerror(code))
         assert "\n" not in str(exc.value)
     with pytest.raises(OSError, match="other"), atomic_output(target) as tmp:  # anything else stays itself
         raise OSError(errno.EIO, "other")

@@ -76,10 +76,9 @@ def prepare(validated: dict) -> dict:
 
 @_fail_cleanly
 def train(prepared: dict) -> dict:
+    from ml.errors import RegistryDamaged
     from ml.pipeline import train_step, version_trained_ids
     from ml.registry import Registry
-
-    from ml.errors import RegistryDamaged
 
     ctx = get_current_context()
     reg = Registry()

@@ -94,7 +94,7 @@ def check_invariants(root: Path, checks: Checks, orphans_allowed: bool = False, 
     ids = [e.get("promotion_id") for e in entries]
     checks(len(ids) == len(set(ids)), f"an audit entry is duplicated: {ids}")
     moves = [e for e in entries if e["action"] in POINTER_ACTIONS]
-    for a, b in zip(moves, moves[1:]):
+    for a, b in zip(moves, moves[1:], strict=False):
         checks(b["previous"] == a["version"], f"lost update: {b['promotion_id']} says previous={b['previous']}, "
                f"prior entry set {a['version']}")
     ptr = root / "champion.json"

@@ -127,7 +127,7 @@ def test_train_task_fails_on_a_broken_champion_unless_forced(tmp_path, monkeypat
 
     from turkey_airflow import tasks
 
-    reg = seeded_registry(tmp_path)
+    seeded_registry(tmp_path)
     monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "reg"))
     monkeypatch.delenv("TURKEY_REGISTRY_URL", raising=False)
     (tmp_path / "reg" / "models" / "v1" / "model.keras").unlink()

@@ -16,7 +16,15 @@ import pytest
 from ml.errors import DataError, EnvironmentFault
 from ml.registry import Registry
 from tests.faults.helpers import (
-    REPO, check_invariants, fill, make_candidate, raw_state, remount, seeded_registry, tmpfs, turkey,
+    REPO,
+    check_invariants,
+    fill,
+    make_candidate,
+    raw_state,
+    remount,
+    seeded_registry,
+    tmpfs,
+    turkey,
 )
 
 

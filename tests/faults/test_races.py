@@ -98,7 +98,7 @@ def test_threads_race_on_an_object_store(tmp_path, ledger):
     fs, base = fsspec.core.url_to_fs(root)
     entries = reg.audit()
     moves = [e for e in entries if e["action"] in POINTER_ACTIONS]
-    for a, b in zip(moves, moves[1:]):
+    for a, b in zip(moves, moves[1:], strict=False):
         ledger.checks(b["previous"] == a["version"], "lost update on the object store")
     pointer = reg.champion()
     ledger.checks(pointer["promotion_id"] == moves[-1]["promotion_id"], "pointer is not the last audited promotion")
