@@ -267,6 +267,14 @@ def main(argv=None) -> int:
     except TurkeyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # disk full / read-only / permission denied: one line, exit 1
+        from ml.fsutil import environment_fault
+
+        fault = environment_fault(exc, exc.filename or "a file")
+        if fault is None:
+            raise
+        print(f"error: {fault}", file=sys.stderr)
+        return 1
     except ValueError as exc:  # bad option values (e.g. an unknown recipe preset)
         print(f"error: {exc}", file=sys.stderr)
         return 2

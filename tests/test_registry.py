@@ -293,3 +293,27 @@ def test_retention_keeps_the_newest_runs_and_drops_old_ones(tmp_path):
     young = runs / "run5" / ".tmp-3-4-y.npz"
     young.write_text("writing")
     assert remove_temp_files(runs, 3600, now=now) == [str(old)] and young.exists()
+
+
+def test_tasks_and_cli_turn_a_raw_environment_oserror_into_one_line(capsys, monkeypatch):
+    """A disk-full error raised inside a library we do not wrap (e.g. GX writing Data Docs)."""
+    import errno
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml import cli
+    from turkey_airflow.tasks import _fail_cleanly
+
+    def full():
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/data-docs/index.html")
+
+    with pytest.raises(AirflowFailException, match="^disk full while writing /x/data-docs/index.html: free space"):
+        _fail_cleanly(full)()
+    with pytest.raises(FileNotFoundError):  # not an environment fault: unchanged
+        _fail_cleanly(lambda: Path("/nonexistent/x").read_text())()
+    parser = cli.build_parser()
+    parser._subparsers._group_actions[0].choices["demo-data"].set_defaults(func=lambda a: full())
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["demo-data", "--out", "/tmp/unused"]) == 1
+    assert capsys.readouterr().err == "error: disk full while writing /x/data-docs/index.html: free space on that " \
+                                      "filesystem, then clear the task\n"

@@ -31,6 +31,13 @@ def _fail_cleanly(fn):
             return fn(*args, **kwargs)
         except TurkeyError as exc:
             raise AirflowFailException(str(exc)) from None
+        except OSError as exc:  # disk full / read-only / permission denied anywhere (e.g. inside GX): no retry
+            from ml.fsutil import environment_fault
+
+            fault = environment_fault(exc, exc.filename or "a file")
+            if fault is None:
+                raise
+            raise AirflowFailException(str(fault)) from None
 
     return wrapper
 
