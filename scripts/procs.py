@@ -1,0 +1,91 @@
+"""Process-group helpers for supervisors (``make ui``, ``make test-ui``): start each child in its own session,
+stop it by process group -- SIGTERM, then SIGKILL after a short grace -- and reap everything, including
+descendants that left the group. Standard library plus psutil (an Airflow dependency), no Airflow import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def spawn(cmd, *, env=None, log_path=None, cwd=None) -> subprocess.Popen:
+    """Start ``cmd`` in a new session (its own process group), output appended to ``log_path``."""
+    out = subprocess.DEVNULL
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        out = open(log_path, "ab")  # noqa: SIM115 - the child keeps it; closed in stop_all
+    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc.log_file = out if log_path else None
+    return proc
+
+
+def _descendants(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_all(procs, grace: float = 5.0) -> None:
+    """Stop every process we started and all of their descendants: SIGTERM to each process group (and to
+    descendants that moved to another group), SIGKILL whatever is left after ``grace`` seconds, then reap."""
+    procs = [p for p in procs if p is not None]
+    family = {p.pid: set(_descendants(p.pid)) for p in procs}
+    for p in procs:
+        _signal_group(p.pid, signal.SIGTERM)
+        for pid in family[p.pid]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        for p in procs:
+            p.poll()
+        if not any(_alive(pid) for p in procs for pid in (p.pid, *family[p.pid])):
+            break
+        time.sleep(0.1)
+    for p in procs:
+        family[p.pid] |= set(_descendants(p.pid))
+        _signal_group(p.pid, signal.SIGKILL)
+        for pid in family[p.pid]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=2)
+        if getattr(p, "log_file", None):
+            p.log_file.close()
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

@@ -1,0 +1,316 @@
+"""API tests of every console endpoint: auth (401/403), happy paths, and each bad input.
+
+The app is the plugin's real FastAPI app; requests carry real JWTs minted and verified by Airflow's simple
+auth manager (roles: admin may edit DAGs, viewer may only read, a user without a role may do nothing).
+Two things are replaced, both outside the console's logic: the revoked-token lookup (it needs Airflow's
+metadata DB) and the asset-event writer, which records the events it is asked to emit instead (the
+browser test, ``make test-ui``, checks real asset events on a running Airflow).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("airflow.api_fastapi")
+
+VERSIONS = ("v20261101T030000-aaaaaaaa", "v20261108T030000-bbbbbbbb", "v20261115T030000-cccccccc")
+
+
+def _candidate(root: Path, i: int) -> Path:
+    from ml.registry import VERSION_FILES
+
+    d = root / f"cand{i}"
+    d.mkdir(parents=True)
+    for name in VERSION_FILES:
+        (d / name).write_text("[]")
+    (d / "model.keras").write_bytes(b"not really a model")
+    (d / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9 + i / 100, "val_auc": 0.95 + i / 100,
+                                                "baseline_logreg": {"val_auc": 0.91, "val_accuracy": 0.86}}))
+    (d / "history.json").write_text("{}")
+    (d / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i]) * 32)
+    (d / "submission.csv").write_text(f"vid_id,is_turkey\na,0.{i}\n")
+    return d
+
+
+@pytest.fixture()
+def registry(tmp_path, monkeypatch):
+    """Three versions (the first two promoted in turn), a validation report for the first run."""
+    from ml.registry import Registry
+
+    art = tmp_path / "artifacts"
+    art.mkdir()
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(art))
+    monkeypatch.delenv("TURKEY_REGISTRY_URL", raising=False)
+    reg = Registry()
+    for i, v in enumerate(VERSIONS):
+        run_id = f"manual__2026-11-{i + 1:02d}T03:00:00+00:00"
+        reg.register(v, _candidate(tmp_path, i), {
+            "dag_id": "turkey_training", "run_id": run_id,
+            "metrics": json.loads((tmp_path / f"cand{i}" / "metrics.json").read_text()),
+            "gate": {"decision": "promote" if i < 2 else "keep_champion", "reason": f"reason {i}", "promote": i < 2},
+            "params": {"epochs": 3, "require_approval": False}, "inputs": {"train_sha256": "ab" * 32},
+            "git_commit": "deadbeef", "packages": {"keras": "3"}, "device": "cpu",
+        })
+    reg.promote(VERSIONS[0], reason="no champion yet", run_id="r0")
+    reg.promote(VERSIONS[1], reason="better", run_id="r1")
+    vdir = art / "runs" / "manual__2026-11-01T03_00_00_00_00" / "validation" / "train"
+    (vdir / "data-docs-train").mkdir(parents=True)
+    (vdir / "data-docs-train" / "index.html").write_text("<html>data docs</html>")
+    (vdir / "validation-train.json").write_text(json.dumps({
+        "split": "train", "ok": True, "n_records": 400, "file": "landing/train.json", "failures": [],
+        "report_html": str(vdir / "data-docs-train" / "index.html")}))
+    return reg
+
+
+@pytest.fixture()
+def events(monkeypatch):
+    from turkey_airflow.console import console_app
+
+    emitted = []
+    monkeypatch.setattr(console_app, "assets_ready", lambda: None)
+    monkeypatch.setattr(console_app, "emit_champion_events",
+                        lambda *a: emitted.append(dict(zip(("version", "metrics", "model", "latest", "versioned"), a, strict=True))))
+    return emitted
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    am = create_auth_manager()
+    roles = {"admin": "admin", "viewer": "viewer", "nobody": None}  # a user without a role may do nothing
+    return {key: am.generate_jwt(SimpleAuthManagerUser(username=f"{key}-user", role=role))
+            for key, role in roles.items()}
+
+
+@pytest.fixture()
+def client(monkeypatch, tokens):
+    from airflow.models.revoked_token import RevokedToken
+    from fastapi.testclient import TestClient
+
+    from turkey_airflow.console.console_app import create_app
+
+    monkeypatch.setattr(RevokedToken, "is_revoked", classmethod(lambda cls, jti, session=None: False))
+    c = TestClient(create_app(), raise_server_exceptions=False)
+    c.as_role = lambda role: {"Authorization": f"Bearer {tokens[role]}"} if role else {}
+    return c
+
+
+def _confirm_form(client, version, role="admin"):
+    page = client.get(f"/models/{version}/promote", headers=client.as_role(role))
+    assert page.status_code == 200, page.text
+    fields = dict(re.findall(r'name="(token|expected_champion)" value="([^"]*)"', page.text))
+    return {**fields, "reason": "bad model in production"}
+
+
+READ_ENDPOINTS = ["/models", f"/models/{VERSIONS[0]}", f"/models/{VERSIONS[0]}/curves.png",
+                  f"/models/{VERSIONS[0]}/submission.csv", "/audit",
+                  "/runs/manual__2026-11-01T03:00:00+00:00/validation",
+                  "/runs/manual__2026-11-01T03:00:00+00:00/validation/train/data-docs-train/index.html"]
+
+
+@pytest.mark.parametrize("path", [*READ_ENDPOINTS, f"/models/{VERSIONS[0]}/promote"])
+def test_every_endpoint_needs_a_login(client, registry, path):
+    r = client.get(path)
+    assert r.status_code == 401
+    assert "Sign in" in r.text and "Traceback" not in r.text
+
+
+def test_a_garbage_token_is_refused(client, registry):
+    r = client.get("/models", headers={"Authorization": "Bearer not-a-jwt"})
+    assert r.status_code in (401, 403)
+
+
+@pytest.mark.parametrize("path", READ_ENDPOINTS)
+def test_a_user_without_dag_access_is_refused(client, registry, path):
+    assert client.get(path, headers=client.as_role("nobody")).status_code == 403
+
+
+@pytest.mark.parametrize("path", READ_ENDPOINTS)
+def test_a_viewer_can_read_every_page(client, registry, path):
+    r = client.get(path, headers=client.as_role("viewer"))
+    assert r.status_code == 200, r.text
+
+
+def test_models_page_lists_versions_with_run_links_metrics_and_champion(client, registry):
+    r = client.get("/models", headers=client.as_role("viewer"))
+    html = r.text
+    for v in VERSIONS:
+        assert f'data-version="{v}"' in html
+    champion_row = re.search(rf'<tr class="champion" data-version="{VERSIONS[1]}">(.*?)</tr>', html).group(1)
+    assert "champion" in champion_row
+    assert "/dags/turkey_training/runs/manual__2026-11-02T03%3A00%3A00%2B00%3A00" in champion_row
+    assert "0.9600" in champion_row and "0.9100" in champion_row  # val AUC and logistic baseline
+    assert "keep champion" in html and ">rollback<" not in html
+    # newest first by default; sortable by AUC ascending
+    assert html.index(VERSIONS[2]) < html.index(VERSIONS[0])
+    asc = client.get("/models?sort=auc&order=asc", headers=client.as_role("viewer")).text
+    assert asc.index(f'data-version="{VERSIONS[0]}"') < asc.index(f'data-version="{VERSIONS[2]}"')
+
+
+def test_version_page_shows_curves_metrics_lineage_and_downloads(client, registry):
+    v = VERSIONS[0]
+    r = client.get(f"/models/{v}", headers=client.as_role("viewer"))
+    assert r.status_code == 200
+    for text in (f"/turkey/models/{v}/curves.png", f"/turkey/models/{v}/submission.csv", "deadbeef", "ab" * 32,
+                 "validation report of the run", "No approval was required", "no champion yet"):
+        assert text in r.text, text
+    assert 'id="promote"' not in r.text  # a viewer gets no promote button
+    admin = client.get(f"/models/{v}", headers=client.as_role("admin")).text
+    assert "Roll back to this version" in admin
+    png = client.get(f"/models/{v}/curves.png", headers=client.as_role("viewer"))
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG")
+    csv = client.get(f"/models/{v}/submission.csv", headers=client.as_role("viewer"))
+    assert csv.text == "vid_id,is_turkey\na,0.0\n" and "attachment" in csv.headers["content-disposition"]
+
+
+def test_validation_report_is_served_and_confined(client, registry):
+    run = "manual__2026-11-01T03:00:00+00:00"
+    index = client.get(f"/runs/{run}/validation", headers=client.as_role("viewer"))
+    assert "passed" in index.text and "train/data-docs-train/index.html" in index.text
+    assert client.get(f"/runs/{run}/validation/../../../champion.json", headers=client.as_role("viewer")).status_code == 404
+    assert client.get(f"/runs/{run}/validation/%2E%2E/%2E%2E/champion.json",
+                      headers=client.as_role("viewer")).status_code == 404
+    assert client.get("/runs/manual__unknown/validation", headers=client.as_role("viewer")).status_code == 404
+
+
+def test_rollback_by_an_editor_is_recorded_and_announced(client, registry, events):
+    form = _confirm_form(client, VERSIONS[0])
+    assert form["expected_champion"] == VERSIONS[1]
+    r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"),
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/turkey/audit")
+    assert registry.champion_version() == VERSIONS[0]
+    last = registry.audit()[-1]
+    assert (last["action"], last["version"], last["previous"], last["user"]) == (
+        "rollback", VERSIONS[0], VERSIONS[1], "admin-user")
+    assert last["reason"] == "bad model in production"
+    assert Path(registry.submission_path()).read_text() == "vid_id,is_turkey\na,0.0\n"
+    assert events == [{"version": VERSIONS[0], "metrics": {"val_accuracy": 0.9, "val_auc": 0.95},
+                       "model": registry.describe(VERSIONS[0])["model"], "latest": registry.submission_path(),
+                       "versioned": registry.submission_path(VERSIONS[0])}]
+    audit = client.get(r.headers["location"].removeprefix("/turkey"), headers=client.as_role("viewer")).text
+    assert "admin-user" in audit and "bad model in production" in audit and 'id="done"' in audit
+
+
+def _state(registry):
+    root = Path(registry.base)
+    return sorted((str(p.relative_to(root)), p.read_bytes()) for p in root.rglob("*") if p.is_file())
+
+
+def test_a_viewer_cannot_promote_and_nothing_is_written(client, registry, events, tokens):
+    before = _state(registry)
+    assert client.get(f"/models/{VERSIONS[0]}/promote", headers=client.as_role("viewer")).status_code == 403
+    form = _confirm_form(client, VERSIONS[0])  # even with a valid admin token in the form
+    r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("viewer"))
+    assert r.status_code == 403 and "may not edit" in r.text
+    assert client.post(f"/models/{VERSIONS[0]}/promote", data=form).status_code == 401
+    assert _state(registry) == before and events == []
+
+
+@pytest.mark.parametrize("case", ["no token", "forged token", "other version's token", "cross-site", "stale champion",
+                                  "already champion"])
+def test_a_post_without_a_valid_confirmation_changes_nothing(client, registry, events, case):
+    before = _state(registry)
+    version = VERSIONS[0]
+    form = _confirm_form(client, version)
+    headers = client.as_role("admin")
+    expected = 403
+    if case == "no token":
+        form.pop("token")
+    elif case == "forged token":
+        form["token"] = form["token"].split(".")[0] + "." + "0" * 64
+    elif case == "other version's token":
+        form["token"] = _confirm_form(client, VERSIONS[2])["token"]
+    elif case == "cross-site":
+        headers = {**headers, "Origin": "http://127.0.0.1:9999"}
+    elif case == "stale champion":
+        form["expected_champion"] = VERSIONS[2]
+        expected = 409
+    elif case == "already champion":
+        version = VERSIONS[1]
+        form = {**_confirm_form(client, VERSIONS[0]), "token": __import__(
+            "turkey_airflow.console.console_app", fromlist=["x"]).confirm_token("admin-user", version)}
+        expected = 409
+    r = client.post(f"/models/{version}/promote", data=form, headers=headers)
+    assert r.status_code == expected, r.text
+    assert "Traceback" not in r.text and "nothing was changed" in r.text
+    assert _state(registry) == before and events == []
+
+
+@pytest.mark.parametrize("path", [f"/models/{VERSIONS[0][:-1]}x", "/models/..", "/models/..%2Fx", "/models/%2E%2E",
+                                  "/models/v1%00", "/models/.hidden"])
+def test_unknown_or_path_like_versions_are_404(client, registry, path):
+    for suffix in ("", "/curves.png", "/submission.csv", "/promote"):
+        r = client.get(path + suffix, headers=client.as_role("admin"))
+        assert r.status_code in (400, 404), (path + suffix, r.status_code)
+        assert "Traceback" not in r.text
+
+
+def test_a_version_with_deleted_files_is_409_and_cannot_be_promoted(client, registry, events):
+    v = VERSIONS[0]
+    form = _confirm_form(client, v)
+    vdir = Path(registry.version_dir(v))
+    vdir.chmod(0o755)
+    (vdir / "model.keras").unlink()
+    before = _state(registry)
+    for path in (f"/models/{v}", f"/models/{v}/curves.png", f"/models/{v}/promote"):
+        r = client.get(path, headers=client.as_role("admin"))
+        assert r.status_code == 409 and "model.keras" in r.text
+    r = client.post(f"/models/{v}/promote", data=form, headers=client.as_role("admin"))
+    assert r.status_code == 409 and _state(registry) == before and events == []
+
+
+def test_a_missing_registry_is_503(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("TURKEY_REGISTRY_URL", raising=False)
+    for path in ("/models", "/audit", f"/models/{VERSIONS[0]}"):
+        r = client.get(path, headers=client.as_role("viewer"))
+        assert r.status_code == 503 and "does not exist" in r.text
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_unreadable_registry_is_503(client, registry, events):
+    champion = Path(registry.base) / "champion.json"
+    champion.chmod(0o644)
+    champion.write_text("{not json")
+    for path in ("/models", "/audit", f"/models/{VERSIONS[0]}"):
+        r = client.get(path, headers=client.as_role("viewer"))
+        assert r.status_code == 503 and "Traceback" not in r.text, (path, r.status_code, r.text[:300])
+    before = _state(registry)
+    r = client.post(f"/models/{VERSIONS[0]}/promote", data={"token": "x"}, headers=client.as_role("admin"))
+    assert r.status_code in (403, 503) and _state(registry) == before
+
+
+def test_an_empty_registry_explains_what_to_do(client, tmp_path, monkeypatch):
+    (tmp_path / "art").mkdir()
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "art"))
+    r = client.get("/models", headers=client.as_role("viewer"))
+    assert r.status_code == 200 and "No model versions yet" in r.text and "Trigger" in r.text
+
+
+def test_plugin_registers_app_nav_entry_and_links():
+    import turkey_console
+
+    plugin = turkey_console.TurkeyConsolePlugin
+    assert plugin.fastapi_apps[0]["url_prefix"] == "/turkey"
+    assert plugin.external_views[0]["destination"] == "nav" and plugin.external_views[0]["name"] == "Models"
+    assert {link.name for link in plugin.operator_extra_links} == {"Model version", "Validation report"}
+
+
+def test_extra_links_point_at_the_console(monkeypatch):
+    from types import SimpleNamespace
+
+    from turkey_airflow.console.console_links import ModelVersionLink, ValidationReportLink
+
+    ti = SimpleNamespace(task_id="register", run_id="manual__x+1",
+                         xcom_pull=lambda task_ids: {"version": "v20261101T030000-aaaaaaaa"} if task_ids == "register" else None)
+    assert ModelVersionLink().get_link(None, ti_key=ti).endswith("/turkey/models/v20261101T030000-aaaaaaaa")
+    assert ValidationReportLink().get_link(None, ti_key=ti).endswith("/turkey/runs/manual__x%2B1/validation")
+    failed = SimpleNamespace(task_id="register", run_id="r", xcom_pull=lambda task_ids: None)
+    assert ModelVersionLink().get_link(None, ti_key=failed) == ""
