@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import partial
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
-from turkey_airflow import tasks
+from turkey_airflow import notify, tasks
+from turkey_airflow.approval import PromotionApproval
 from turkey_airflow.assets import INCOMING_DATA, MODEL, SUBMISSION
+from turkey_airflow.console.console_links import ModelVersionLink, ValidationReportLink
 
 DATA, GATES, RECIPE, PUBLISH = "Input data", "Quality gates", "Training recipe", "Publishing"
+ALERTS = "Alerts"
 # Each task returns one small dict: push it as one XCom (not also one XCom per key).
 step = partial(task, multiple_outputs=False)
 
@@ -27,7 +29,11 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    # A task that fails for good (retries spent) notifies: task, one-line reason, link (turkey_airflow.notify).
+    default_args={"retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": notify.TurkeyNotifier("run_failed")},
+    # Run unfinished `run_deadline_minutes` after it was queued: the triggerer sends a notification.
+    deadline=notify.run_deadline_alert(),
     tags=["turkey", "ml"],
     params={
         "train_file": Param("landing/train.json", type="string", minLength=1, section=DATA,
@@ -72,6 +78,11 @@ with DAG(
                                description="Operator override: promote even if the champion is better."),
         "require_approval": Param(False, type="boolean", section=PUBLISH,
                                   description="Wait for a human approval in the UI before promoting."),
+        notify.RUN_DEADLINE_PARAM: Param(
+            notify.DEFAULT_RUN_DEADLINE_MINUTES, type="number", minimum=0, section=ALERTS,
+            description="Notify when the run is still unfinished this many minutes after it was queued "
+                        "(0: never). A train task that no worker takes fails after the scheduler's "
+                        "task_queued_timeout and notifies as a failed run."),
     },
 ) as dag:
     validated = step(tasks.validate, task_id="validate", retries=0)()
@@ -80,8 +91,9 @@ with DAG(
     metrics = step(tasks.evaluate, task_id="evaluate")(prepared, trained)
     gate = step(tasks.accuracy_gate, task_id="accuracy_gate", retries=0)(metrics)
     registered = step(tasks.register, task_id="register")(validated, trained, metrics)
-    decided = task.branch(tasks.decide, task_id="decide")(registered)
-    approval = ApprovalOperator(
+    decided = task.branch(tasks.decide, task_id="decide",
+                          on_success_callback=notify.TurkeyNotifier("challenger_lost"))(registered)
+    approval = PromotionApproval(
         task_id="approve_promotion",
         subject="Promote the new turkey model?",
         body="Version {{ ti.xcom_pull(task_ids='register')['version'] }}: "
@@ -89,8 +101,12 @@ with DAG(
         response_timeout=timedelta(days=2),
     )
     promoted = step(tasks.promote, task_id="promote", outlets=[MODEL, SUBMISSION],
-                    trigger_rule="none_failed_min_one_success")(registered)
+                    trigger_rule="none_failed_min_one_success",
+                    on_success_callback=notify.TurkeyNotifier("promoted"))(registered)
     cleaned = step(tasks.cleanup, task_id="cleanup", trigger_rule="none_failed")()
+    # Extra links in the task view, to the model console pages (plugins/turkey_console.py).
+    validated.operator.operator_extra_links = (ValidationReportLink(),)
+    registered.operator.operator_extra_links = promoted.operator.operator_extra_links = (ModelVersionLink(),)
     gate >> registered
     decided >> [approval, promoted]
     approval >> promoted

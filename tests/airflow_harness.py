@@ -25,7 +25,7 @@ with create_session() as s:
     all_runs = [(r.dag_id, r.run_id, str(r.state)) for r in s.query(DagRun).order_by(DagRun.id)]
     queued = sorted((q.asset.name, q.target_dag_id) for q in s.query(AssetDagRunQueue))
 print("RESULT " + json.dumps({"state": str(run.state), "tasks": tis, "events": events, "runs": len(runs),
-                              "all_runs": all_runs, "queued": queued}, default=str))
+                              "all_runs": all_runs, "queued": queued, "run_id": run.run_id}, default=str))
 """
 
 
@@ -79,7 +79,10 @@ class Env:
         events, all runs (``all_runs``: dag_id, run_id, state), the asset-triggered runs Airflow has queued
         (``queued``: asset name, target dag) and the log."""
         out = self._run(["airflow", "dags", "test", dag_id, "--conf", json.dumps(conf or {})])
-        log = out.stdout + out.stderr
+        return self.result(out.stdout + out.stderr, dag_id)
+
+    def result(self, log: str = "", dag_id: str = "turkey_training") -> dict:
+        """What :meth:`trigger` returns, for the latest run of ``dag_id`` (``log``: its output)."""
         q = self._run([sys.executable, "-c", QUERY, dag_id])
         line = [x for x in q.stdout.splitlines() if x.startswith("RESULT ")]
         if not line:
@@ -87,3 +90,52 @@ class Env:
         result = json.loads(line[-1][len("RESULT ") :])
         result["log"] = log
         return result
+
+
+RESPOND = r"""
+import json, sys
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+dag_id, run_id, task_id, option, comment, user, password = sys.argv[1:8]
+client = TestClient(create_app(apps="core"))
+r = client.post("/auth/token", json={"username": user, "password": password})
+r.raise_for_status()
+headers = {"Authorization": "Bearer " + r.json()["access_token"]}
+from urllib.parse import quote
+url = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/-1/hitlDetails"
+body = {"chosen_options": [option], "params_input": {"comment": comment} if comment else {}}
+r = client.patch(url, json=body, headers=headers)
+print("RESPONSE", r.status_code, json.dumps(r.json(), default=str))
+sys.exit(0 if r.status_code == 200 else 1)
+"""
+
+
+def enable_api_login(env: Env, user: str = "reviewer", password: str = "turkey-test-pw") -> tuple[str, str]:
+    """Simple auth manager users for :func:`respond_hitl` (an admin ``user`` with ``password``)."""
+    pw_file = env.home / "passwords.json"
+    pw_file.write_text(json.dumps({user: password}))
+    env.env.update({
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "turkey-test-jwt-secret",
+    })
+    return user, password
+
+
+def start_run(env: Env, conf: dict) -> subprocess.Popen:
+    """`airflow dags test` in the background (for runs that wait for a human); output in a file."""
+    out = open(env.root / f"dags-test-{len(list(env.root.glob('dags-test-*.log')))}.log", "w")
+    return subprocess.Popen(["airflow", "dags", "test", "turkey_training", "--conf", json.dumps(conf)],
+                            env=env.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def respond_hitl(env: Env, run_id: str, option: str, comment: str | None, user: str, password: str,
+                 task_id: str = "approve_promotion") -> dict:
+    """Answer a waiting approval through the public REST API's HITL route (PATCH .../hitlDetails), served
+    in-process by Airflow's own FastAPI app on the test's metadata DB, as user ``user``."""
+    out = env._run([sys.executable, "-c", RESPOND, "turkey_training", run_id, task_id, option, comment or "",
+                    user, password])
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESPONSE ")]
+    if out.returncode != 0 or not line:
+        raise RuntimeError("HITL response failed:\n" + out.stdout[-3000:] + out.stderr[-3000:])
+    return json.loads(line[-1].split(" ", 2)[2])

@@ -10,7 +10,7 @@
   ``champion.json`` and the audit entry;
 * on Reject, writes an audit ``rejected`` entry for the version (``Registry.record_rejection``) and ends
   *skipped* with the decision as its message, so the grid does not show a green "success" for a
-  promotion that did not happen (``promote`` is skipped too, by the operator).
+  promotion that did not happen; ``promote`` finds no approval and skips too.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -61,12 +61,15 @@ class PromotionApproval(ApprovalOperator):
         super().__init__(**kwargs)
 
     def execute_complete(self, context, event: dict):
-        result = super().execute_complete(context=context, event=event)
+        # HITLOperator's part only (validate the response, fill the summary): ApprovalOperator's would end
+        # a Reject as a green success that skips downstream; here a Reject ends this task skipped.
+        result = HITLOperator.execute_complete(self, context=context, event=event)
         record = decision_record(result)
+        self.hitl_summary_extra["approved"] = record["decision"] == "approved"
         registered = context["ti"].xcom_pull(task_ids="register") or {}
         version = registered.get("version")
         message = describe_decision(record, version)
-        if record["decision"] != "rejected":
+        if record["decision"] == "approved":
             log.info("decision: %s", message)
             return {**result, "approval": record}
         if version:
@@ -77,4 +80,5 @@ class PromotionApproval(ApprovalOperator):
                 approval=record, run_id=context["dag_run"].run_id,
             )
         log.info("decision: %s", message)
+        # promote (trigger rule none_failed_min_one_success) then finds no approval and skips as well
         raise AirflowSkipException(message)

@@ -128,12 +128,27 @@ def accuracy_gate(metrics: dict) -> dict:
     return gate(metrics, get_current_context()["params"]["min_val_accuracy"])
 
 
+def run_version(reg, dag_run) -> str:
+    """The model version of ``dag_run``: named after the run's actual start (``start_date``), so versions
+    sort by creation for manual, scheduled (whose logical date may be days earlier) and asset-triggered
+    runs alike. Deterministic per run: a version this run already registered (a retried task, or a task
+    cleared later, which gives the run a new ``start_date``) is reused."""
+    from ml.registry import make_version
+
+    fresh = make_version(dag_run.start_date or dag_run.run_after, dag_run.dag_id, dag_run.run_id)
+    suffix = "-" + fresh.rsplit("-", 1)[1]  # the run's digest
+    for existing in reg.versions():
+        if existing.endswith(suffix) and reg.manifest(existing).get("run_id") == dag_run.run_id:
+            return existing
+    return fresh
+
+
 @_fail_cleanly
 def register(validated: dict, trained: dict, metrics: dict) -> dict:
     """Compare with the champion, then write the immutable version folder (winner or not)."""
     from ml import ingest_state
     from ml.pipeline import champion_gate, git_commit, package_versions, same_training
-    from ml.registry import Registry, make_version, now_iso
+    from ml.registry import Registry, now_iso
 
     ctx = get_current_context()
     p = ctx["params"]
@@ -148,7 +163,7 @@ def register(validated: dict, trained: dict, metrics: dict) -> dict:
     if metrics.get("champion_problem"):  # forced past a damaged champion (see train): say so, not "no champion"
         decision.update(champion_problem=metrics["champion_problem"],
                         reason=f"forced by operator; the champion could not be compared: {metrics['champion_problem']}")
-    version = make_version(dr.run_after or dr.start_date, dr.dag_id, dr.run_id)
+    version = run_version(reg, dr)
     manifest = {
         "dag_id": dr.dag_id,
         "run_id": dr.run_id,
@@ -199,7 +214,13 @@ def promote(registered: dict) -> dict:
     reg = Registry()
     version = registered["version"]
     details = {"run_id": ctx["dag_run"].run_id, "force_promote": registered["force_promote"]}
-    pointer = reg.promote(version, reason=registered["reason"], **details)
+    approval = None
+    if ctx["params"].get("require_approval"):  # who approved, when, with what comment (approval.py)
+        decided = ctx["ti"].xcom_pull(task_ids="approve_promotion")
+        approval = decided.get("approval") if isinstance(decided, dict) else None
+        if not approval:
+            raise AirflowSkipException(f"{version} was not approved (see approve_promotion)")
+    pointer = reg.promote(version, reason=registered["reason"], approval=approval, **details)
     info = reg.describe(version)
     metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
     ctx["outlet_events"][MODEL].extra = {"version": version, "metrics": metrics, "path": info["model"]}
@@ -211,7 +232,7 @@ def promote(registered: dict) -> dict:
     }
     logging.getLogger("ml").info("champion is now %s; submission %s", version, reg.submission_path())
     return {"version": version, "previous": pointer.get("previous"), "model": info["model"],
-            "submission": reg.submission_path()}
+            "submission": reg.submission_path(), "approved_by": (approval or {}).get("by")}
 
 
 def cleanup() -> dict:
