@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 unexport PYTHONDONTWRITEBYTECODE
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: run test test-fast test-faults test-distributed bench lint install clean lock
+.PHONY: run ui test test-fast test-faults test-ui test-distributed bench lint install clean lock
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to the
 run: install  ## the whole pipeline through Airflow on the embedded default (SQLite, local files, demo data)
 	@bash scripts/run_local.sh
 
+PORT ?= 8080
+ui: install  ## Airflow UI + model console on 127.0.0.1:$(PORT) (API server, scheduler, DAG processor, triggerer); Ctrl-C stops all
+	@source scripts/env.sh && exec $(PY) scripts/ui.py --port $(PORT)
+
 test: install  ## the whole test suite (the fault-injection suite runs separately: make test-faults)
 	@source scripts/env.sh && $(PY) -m pytest -q --ignore=tests/faults
 
@@ -38,6 +42,9 @@ test-fast: install
 test-faults: install  ## fault injection: SIGKILLs in the registry, promoter races, full/read-only tmpfs (root), damage
 	@source scripts/env.sh && $(PY) -m pytest -q -p no:cacheprovider tests/faults; status=$$?; \
 	  $(PY) -m tests.faults.summary || true; exit $$status
+
+test-ui: install  ## real Chromium (Debian package) via Playwright against make ui: trigger, Models, rollback
+	@source scripts/env.sh && TURKEY_UI_TEST=1 $(PY) -m pytest -q -p no:cacheprovider tests/ui/test_browser.py
 
 test-distributed: install  ## CeleryExecutor on PostgreSQL + Redis, as processes (needs both running)
 	@bash scripts/distributed_test.sh

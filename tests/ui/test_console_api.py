@@ -169,6 +169,18 @@ def test_version_page_shows_curves_metrics_lineage_and_downloads(client, registr
     assert csv.text == "vid_id,is_turkey\na,0.0\n" and "attachment" in csv.headers["content-disposition"]
 
 
+def test_version_page_shows_the_human_decision(client, registry):
+    registry.record_rejection(VERSIONS[2], user="reviewer", reason="promotion rejected by reviewer",
+                              approval={"by": "reviewer", "decision": "rejected", "at": "2026-11-16T10:00:00Z",
+                                        "comment": "numbers look too good"})
+    registry.promote(VERSIONS[2], reason="approved", approval={"by": "boss", "decision": "approved",
+                                                               "at": "2026-11-17T10:00:00Z", "comment": "ok"})
+    html = client.get(f"/models/{VERSIONS[2]}", headers=client.as_role("viewer")).text
+    approval = re.search(r'<ul id="approval">(.*?)</ul>', html).group(1)
+    assert "rejected" in approval and "reviewer" in approval and "numbers look too good" in approval
+    assert "approved" in approval and "boss" in approval
+
+
 def test_validation_report_is_served_and_confined(client, registry):
     run = "manual__2026-11-01T03:00:00+00:00"
     index = client.get(f"/runs/{run}/validation", headers=client.as_role("viewer"))

@@ -311,7 +311,8 @@ def models_page(reg, user: str, sort: str, order: str, note: str = "") -> str:
             f'<td>{H.badge("champion", "champ") if r["champion"] else ""}</td><td>{hist or "—"}</td></tr>'
         )
     if rows:
-        table = f'<table id="models"><thead><tr>{head}</tr></thead><tbody>{"".join(body_rows)}</tbody></table>'
+        table = (f'<div class="scroll"><table id="models"><thead><tr>{head}</tr></thead>'
+                 f'<tbody>{"".join(body_rows)}</tbody></table></div>')
     else:
         table = ('<div class="card"><p>No model versions yet.</p><p>In Airflow, open <a href="/dags/turkey_training" '
                  'target="_top">turkey_training</a>, unpause it and press <b>Trigger</b>; each finished run adds a '
@@ -341,13 +342,14 @@ def _approval_html(man: dict, entries: list[dict]) -> str:
     """The human-in-the-loop decision, where one was recorded (``approval`` on a promotion, or a rejection)."""
     rows = []
     for e in entries:
-        a = e.get("approval")
-        if isinstance(a, dict):
-            rows.append(f"<li>{H.badge(str(a.get('decision', 'approved')), 'promote')} by <b>{H.esc(a.get('by'))}</b> "
-                        f"at {H.esc(a.get('at'))}{' — ' + H.esc(a.get('comment')) if a.get('comment') else ''}</li>")
-        elif e.get("action") == "rejected":
-            rows.append(f"<li>{H.badge('rejected', 'reject')} by <b>{H.esc(e.get('user'))}</b> at {H.esc(e.get('at'))}"
-                        f" — {H.esc(e.get('reason'))}</li>")
+        a = e.get("approval") if isinstance(e.get("approval"), dict) else {}
+        if not a and e.get("action") != "rejected":
+            continue
+        decision = a.get("decision") or ("rejected" if e.get("action") == "rejected" else "approved")
+        comment = a.get("comment") or (e.get("reason") if e.get("action") == "rejected" else None)
+        rows.append(f"<li>{H.badge(decision, 'promote' if decision == 'approved' else 'reject')} by "
+                    f"<b>{H.esc(a.get('by') or e.get('user'))}</b> at {H.esc(a.get('at') or e.get('at'))}"
+                    f"{' — ' + H.esc(comment) if comment else ''}</li>")
     if rows:
         return f'<ul id="approval">{"".join(rows)}</ul>'
     needed = (man.get("params") or {}).get("require_approval")

@@ -36,7 +36,7 @@ tr.champion{background:#f0fff4}
 .btn{display:inline-block;padding:.4rem .9rem;border-radius:.3rem;border:1px solid #2b6cb0;background:#2b6cb0;
  color:#fff;text-decoration:none;font-size:.9rem;cursor:pointer}
 .btn.secondary{background:#fff;color:#2b6cb0}.btn.danger{background:#c53030;border-color:#c53030}
-img.curves{max-width:100%;border:1px solid #e2e8f0}
+img.curves{max-width:100%;border:1px solid #e2e8f0}.scroll{overflow-x:auto}
 ol.timeline{list-style:none;padding:0}ol.timeline li{border-left:3px solid #cbd5e0;padding:.3rem 0 .6rem .8rem;
  margin-left:.3rem}
 input[type=text]{width:28rem;max-width:100%;padding:.3rem}
