@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# make test-distributed: one turkey_training run on the CeleryExecutor, every Airflow component a process.
+# make test-distributed: turkey_training runs on the CeleryExecutor, every Airflow component a process.
 #
 # Needs PostgreSQL and Redis (defaults 127.0.0.1:5432, user postgres with trust auth or PGPASSWORD;
 # 127.0.0.1:6379). Creates its own database (turkey_dist_<random>) and claims an empty Redis db index
 # (from 5 up); starts api-server, scheduler, dag-processor, triggerer, a Celery worker on the default
 # queue and one on the gpu queue (concurrency 1, one task per child, like the compose gpu worker),
 # all sharing one data root and one artifacts root (the "shared volumes"); triggers the DAG through the
-# REST API and asserts where each task ran (scripts/distributed/check_run.py). On exit, also on failure
-# or Ctrl-C, it stops every process it started, flushes its Redis index and drops its database.
+# REST API and asserts where each task ran (scripts/distributed/check_run.py); then approves one run and
+# rejects another through the HITL REST API, receiving the notifications on a loopback webhook. On exit,
+# also on failure or Ctrl-C, it stops every process it started, flushes its Redis index and drops its database.
 #
 # Settings (environment): TURKEY_DIST_PG_HOST/PORT/USER, TURKEY_DIST_REDIS_HOST/PORT,
 # TURKEY_DIST_REDIS_DB (first index to try; exact when set), TURKEY_DIST_CONF (run conf JSON),
@@ -179,6 +180,9 @@ export AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=300
 export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=$("$py" "$helpers/infra.py" free-port)
 export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$("$py" "$helpers/infra.py" free-port)
 export TF_NUM_INTRAOP_THREADS="${TF_NUM_INTRAOP_THREADS:-2}" TF_NUM_INTEROP_THREADS="${TF_NUM_INTEROP_THREADS:-1}"
+# Notifications go to check_run.py's loopback webhook receiver (the turkey_webhook connection, every process).
+webhook_port=$("$py" "$helpers/infra.py" free-port)
+export AIRFLOW_CONN_TURKEY_WEBHOOK="{\"conn_type\": \"http\", \"host\": \"http://127.0.0.1:$webhook_port/turkey\"}"
 printf '{"admin": "%s"}\n' "$password" >"$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 
 # ------------------------------------------------------------------ demo data on the shared data root
@@ -225,7 +229,7 @@ watchdog() {  # fail fast when a component dies
 
 "$py" "$helpers/check_run.py" --api "http://127.0.0.1:$api_port" --password "$password" --conf "$conf" \
   --gpu-host "$gpu_host" --default-host "$default_host" --timeout "$run_timeout" \
-  --summary "$work/summary.json" &
+  --summary "$work/summary.json" --webhook-port "$webhook_port" &
 checker=$!
 while alive "$checker"; do
   if ! watchdog; then kill -TERM "$checker" 2>/dev/null; break; fi

@@ -10,6 +10,12 @@ user or CI would. Assertions:
 4. every path the tasks handed over by XCom lies under the shared roots (TURKEY_ARTIFACTS_ROOT or
    TURKEY_DATA_ROOT) and exists there, i.e. nothing points into a worker's local scratch space.
 
+With ``--webhook-port`` (the port of the ``turkey_webhook`` connection) it also receives the pipeline's
+notifications and runs the human decisions end to end (:func:`human_decisions`): a run that needs approval,
+whose short ``run_deadline_minutes`` makes the scheduler's deadline alert fire (the triggerer sends the
+notification) while it waits, approved through the HITL REST API; then one rejected. It asserts the
+notifications, the task states, ``champion.json`` and the audit entries.
+
 Prints a per-task table and writes a JSON summary (``--summary``). Exit code = number of failed checks
 (capped at 1), 2 for a setup error (API never up, DAG never parsed, ...).
 """
@@ -31,6 +37,45 @@ ASSETS = ("turkey_champion_model", "turkey_submission")
 
 class Setup(Exception):
     pass
+
+
+class WebhookSink:
+    """Loopback HTTP receiver of the pipeline's webhook notifications (JSON bodies, kept in order)."""
+
+    def __init__(self, port: int):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    sink.bodies.append(json.loads(raw))
+                except ValueError:
+                    sink.bodies.append({"unparsable": raw.decode(errors="replace")})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def find(self, event: str, run_id: str) -> dict | None:
+        got = [b for b in self.bodies if b.get("event") == event and b.get("run_id") == run_id]
+        return got[-1] if got else None
+
+    def wait(self, event: str, run_id: str, timeout: float) -> dict | None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (got := self.find(event, run_id)) is not None:
+                return got
+            time.sleep(1)
+        return self.find(event, run_id)
 
 
 class Api:
@@ -130,6 +175,88 @@ def task_errors(api: Api, run_id: str, ti: dict) -> list[str]:
     return out[-5:] or ["(no error records in the log)"]
 
 
+def trigger_run(api: Api, conf: dict) -> str:
+    run = api.ok("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+    log(f"triggered {run['dag_run_id']} with conf {json.dumps(conf)}")
+    return run["dag_run_id"]
+
+
+def wait_run(api: Api, run_id: str, timeout: float) -> tuple[str | None, dict]:
+    """Poll until the run finishes; returns its state and {task_id: task instance}."""
+    end, state, tis = time.monotonic() + timeout, None, []
+    q = urllib.parse.quote(run_id)
+    while time.monotonic() < end:
+        try:
+            state = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{q}")["state"]
+            tis = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances", params={"limit": 100})[
+                "task_instances"]
+        except (Setup, OSError) as exc:
+            log(f"poll error (will retry): {exc}")
+        if state in ("success", "failed"):
+            break
+        time.sleep(3)
+    return state, {t["task_id"]: t for t in tis}
+
+
+def respond(api: Api, run_id: str, option: str, comment: str) -> tuple[int, object]:
+    """Answer the run's approval through the public HITL REST API, as the logged-in user."""
+    return api.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances/"
+                    "approve_promotion/-1/hitlDetails",
+                    {"chosen_options": [option], "params_input": {"comment": comment}})
+
+
+def human_decisions(api: Api, hook: WebhookSink, check, conf: dict, user: str, timeout: float) -> None:
+    """Approve one run and reject another through the HITL REST API; check notifications and records."""
+    from ml.registry import Registry
+
+    reg = Registry()  # the shared artifacts root (TURKEY_ARTIFACTS_ROOT), as the workers see it
+    before = reg.champion_version()
+
+    # -- approve; the run's 0.5-minute deadline passes while it runs / waits for the human
+    run_id = trigger_run(api, {**conf, "require_approval": True, "force_promote": True, "run_deadline_minutes": 0.5})
+    asked = hook.wait(event="approval", run_id=run_id, timeout=timeout)
+    version = (asked or {}).get("details", {}).get("version")
+    check("approval request notified with version, metrics and link",
+          bool(version) and "required_actions" in asked.get("link", "") and asked["details"].get("challenger"),
+          f"version={version} link={(asked or {}).get('link')}")
+    overdue = hook.wait(event="run_overdue", run_id=run_id, timeout=180)
+    check("run deadline (DeadlineAlert, RunDeadline param 0.5 min) notified by the triggerer",
+          overdue is not None and "unfinished" in overdue.get("title", ""), (overdue or {}).get("title", "none"))
+    status, answer = respond(api, run_id, "Approve", "approved by the distributed test")
+    check("Approve through PATCH .../hitlDetails", status == 200, f"HTTP {status}: {str(answer)[:200]}")
+    state, tis = wait_run(api, run_id, timeout)
+    check("approved run promoted its version",
+          state == "success" and tis.get("promote", {}).get("state") == "success" and reg.champion_version() == version,
+          f"state={state} promote={tis.get('promote', {}).get('state')} champion={reg.champion_version()}")
+    approval = (reg.champion() or {}).get("approval") or {}
+    entry = next((e for e in reversed(reg.audit()) if e.get("action") == "promote" and e.get("version") == version), {})
+    check("champion.json and the audit entry name the approver, time and comment",
+          approval.get("by") == user and approval.get("decision") == "approved" and approval.get("at")
+          and approval.get("comment") == "approved by the distributed test" and entry.get("approval") == approval,
+          json.dumps(approval))
+    promoted = hook.wait(event="promoted", run_id=run_id, timeout=30)
+    check("promotion notified", promoted is not None and promoted["details"].get("approved_by") == user,
+          (promoted or {}).get("title", "none"))
+
+    # -- reject
+    run_id = trigger_run(api, {**conf, "require_approval": True, "force_promote": True, "seed": 7})
+    asked = hook.wait(event="approval", run_id=run_id, timeout=timeout)
+    rejected_version = (asked or {}).get("details", {}).get("version")
+    status, answer = respond(api, run_id, "Reject", "not this one")
+    check("Reject through PATCH .../hitlDetails", asked is not None and status == 200, f"HTTP {status}")
+    state, tis = wait_run(api, run_id, timeout)
+    states = {t: tis.get(t, {}).get("state") for t in ("approve_promotion", "promote")}
+    check("rejected run: approval and promote skipped, champion unchanged",
+          state == "success" and states == {"approve_promotion": "skipped", "promote": "skipped"}
+          and reg.champion_version() == version, f"state={state} {states} champion={reg.champion_version()}")
+    entry = next((e for e in reg.audit() if e.get("action") == "rejected" and e.get("version") == rejected_version), {})
+    row = next((r for r in reg.list() if r["version"] == rejected_version), {})
+    check("audit 'rejected' entry with user, time and comment; the version lists as rejected",
+          entry.get("user") == user and (entry.get("approval") or {}).get("comment") == "not this one"
+          and entry.get("at") and row.get("gate") == "rejected", json.dumps(entry)[:300])
+    log(f"human decisions: champion before {before}, approved {version}, rejected {rejected_version}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--api", required=True)
@@ -141,7 +268,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=480)
     ap.add_argument("--startup-timeout", type=float, default=180)
     ap.add_argument("--summary")
+    ap.add_argument("--webhook-port", type=int, help="receive notifications here and test human decisions")
     args = ap.parse_args()
+    hook = WebhookSink(args.webhook_port) if args.webhook_port else None
 
     api = Api(args.api)
     checks: list[tuple[str, bool, str]] = []
@@ -266,6 +395,15 @@ def main() -> int:
     check("XCom paths all lie on the shared volumes and exist (or were intermediates cleaned up)",
           n_paths > 0 and not bad,
           "; ".join(bad[:5]) or f"{n_paths} path(s) checked")
+
+    if hook is not None:
+        check("promotion of the first run notified (webhook)", hook.wait("promoted", run_id, 30) is not None,
+              f"{len(hook.bodies)} notification(s) so far")
+        if state == "success":
+            try:
+                human_decisions(api, hook, check, json.loads(args.conf), args.user, args.timeout)
+            except Setup as exc:
+                check("human decisions end to end", False, str(exc))
 
     failed = [c for c in checks if not c[1]]
     if args.summary:
