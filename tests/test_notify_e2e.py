@@ -133,6 +133,9 @@ def test_approval_waits_notifies_and_the_approver_is_on_record(world):
     assert row["decision"]["by"] == user and row["gate"] == "promote"
     log = (env.root / "dags-test-0.log").read_text()
     assert f"decision: approved by {user}" in log and "good enough for the demo" in log
+    train = _task_log_lines(log, "train")
+    assert not [x for x in train if "[error" in x], "\n".join(x for x in train if "[error" in x)
+    assert [x for x in train if "tensorflow start-up" in x and "[info" in x]  # TF's chatter, at INFO
 
 
 def test_rejected_version_is_audited_and_not_promoted(world):
