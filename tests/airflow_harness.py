@@ -124,9 +124,9 @@ def enable_api_login(env: Env, user: str = "reviewer", password: str = "turkey-t
 
 def start_run(env: Env, conf: dict) -> subprocess.Popen:
     """`airflow dags test` in the background (for runs that wait for a human); output in a file."""
-    out = open(env.root / f"dags-test-{len(list(env.root.glob('dags-test-*.log')))}.log", "w")
-    return subprocess.Popen(["airflow", "dags", "test", "turkey_training", "--conf", json.dumps(conf)],
-                            env=env.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    with open(env.root / f"dags-test-{len(list(env.root.glob('dags-test-*.log')))}.log", "w") as out:
+        return subprocess.Popen(["airflow", "dags", "test", "turkey_training", "--conf", json.dumps(conf)],
+                                env=env.env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def respond_hitl(env: Env, run_id: str, option: str, comment: str | None, user: str, password: str,

@@ -166,6 +166,20 @@ def test_notifications_off_without_connections_are_announced_once(monkeypatch, c
     assert len(off) == 1 and "turkey_smtp" in off[0].getMessage() and "turkey_webhook" in off[0].getMessage()
 
 
+def test_losing_challenger_is_reported_only_when_it_lost():
+    from turkey_airflow import notify
+
+    registered = {"version": "v2", "champion_version": "v1", "promote": False, "challenger_val_auc": 0.91,
+                  "champion_val_auc": 0.95, "reason": "challenger AUC 0.9100 < champion AUC 0.9500 - 0.02"}
+    ctx = _context(task_id="decide")
+    ctx["ti"].xcom_pull = lambda task_ids: registered if task_ids == "register" else {"val_accuracy": 0.88}
+    msg = notify.build_message("challenger_lost", ctx)
+    assert msg.severity == "info" and "challenger v2 lost; champion v1 stays" in msg.title
+    assert msg.details["champion"] == {"val_auc": 0.95} and msg.details["challenger"]["val_auc"] == 0.91
+    registered["promote"] = True
+    assert notify.build_message("challenger_lost", ctx) is None
+
+
 def test_unknown_event_is_refused():
     from turkey_airflow.notify import TurkeyNotifier
 
