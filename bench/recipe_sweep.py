@@ -135,11 +135,20 @@ def run_candidate(case: Case, seed: int, preset: str, over: dict, fits: dict) ->
     return {"seed": seed, **out}
 
 
+def is_default(preset: str, over: dict) -> bool:
+    """Whether a candidate is exactly the current default recipe (its row is marked in the table)."""
+    from ml.train import PRESETS, make_recipe
+
+    return make_recipe(preset, **over) == PRESETS["default"]
+
+
 def render(group: str, results: dict) -> str:
     """The README table of one group: one row per (family, candidate), mean ± sd and the worst seed."""
     rows = []
     for family, by_label in results.items():
         for label, runs in by_label.items():
+            if is_default(*GROUPS[group]["candidates"][label]):
+                label = f"**{label} (the default)**"
             auc = [r["holdout"]["roc_auc"] for r in runs]
             acc = [r["holdout"]["accuracy"] for r in runs]
             vacc = [r["val"]["accuracy"] for r in runs]
@@ -170,6 +179,7 @@ def render(group: str, results: dict) -> str:
             "fit s (mean)",
         ],
         rows,
+        align=["l", "l"] + ["r"] * 7,
     )
 
 

@@ -44,7 +44,7 @@ with DAG(
                              description="Reject a training file with fewer records."),
         "min_val_accuracy": Param(0.85, type="number", minimum=0, maximum=1, section=GATES,
                                   description="Fail the run (publish nothing) below this validation accuracy."),
-        "auc_tolerance": Param(0.005, type="number", minimum=0, maximum=1, section=GATES,
+        "auc_tolerance": Param(0.02, type="number", minimum=0, maximum=1, section=GATES,
                                description="Promote when, at gate_confidence, the challenger's AUC is not worse "
                                            "than the champion's by more than this (CI lower end of challenger - "
                                            "champion >= -tolerance), on records neither model trained on."),
@@ -72,6 +72,10 @@ with DAG(
         "val_fraction": Param(0.25, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=RECIPE,
                               description="Share of the training file held out for validation (by vid_id hash; "
                                           "both classes must get validation records)."),
+        "ensemble_seeds": Param(None, type=["null", "integer"], minimum=1, maximum=10, section=RECIPE,
+                                description="Override the preset's number of seeds averaged into the one "
+                                            "published model (1 = a single model; 3 steadies the worst seed "
+                                            "at ~3x training time, see the README)."),
         "mixed_precision": Param(False, type="boolean", section=RECIPE,
                                  description="Train in mixed float16 (useful on a GPU)."),
         "force_promote": Param(False, type="boolean", section=PUBLISH,

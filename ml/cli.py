@@ -67,6 +67,7 @@ def cmd_train(a) -> int:
             "learning_rate": a.learning_rate,
             "seed": a.seed,
             "mixed_precision": a.mixed_precision or None,
+            "ensemble_seeds": a.ensemble_seeds,
         }
         t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe, split=p["split"])
         m = evaluate_step(p["split_npz"], out, a.seed, extra={"recipe": t["recipe"], "device": t["device"]})
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-records", type=int, default=100)
     s.add_argument("--min-val-accuracy", type=float, help="fail (exit 1) below this validation accuracy")
     s.add_argument("--mixed-precision", action="store_true")
+    s.add_argument("--ensemble-seeds", type=int, help="average this many seeds into the one model (default 1)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score a test JSON file with a model into a submission CSV")

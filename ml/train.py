@@ -8,14 +8,18 @@ Two named presets:
   from convergence, and its quality depends strongly on the seed.
 - ``default``: same architecture and optimiser, chosen by measurement (``python -m bench.recipe_sweep``;
   results in the README): batch 32, up to 60 epochs, ReduceLROnPlateau(val_loss, factor 0.1, patience 3),
-  and the weights of the epoch chosen by ``early_stop_monitor`` (patience 10) restored at the end.
+  early stopping on validation loss (patience 10) with the lowest-loss epoch's weights restored, one model
+  (``ensemble_seeds=1``).
 
 Epoch selection (``early_stop_monitor``, see :data:`EPOCH_CRITERIA` and :func:`select_epoch`) decides
 which epoch's weights ship. Validation AUC alone ignores calibration: on ~300 validation records a noise
 wiggle of 0.006 AUC can pick an epoch whose probabilities are badly calibrated, so accuracy at the 0.5
 threshold (what the accuracy gate measures) is far below what the ranking allows. Validation loss (log
-loss, a proper scoring rule) rewards both. ``ensemble_seeds`` = k > 1 trains k members (seeds ``seed`` ..
-``seed + k - 1``, same split) and ships one Keras model averaging their probabilities.
+loss, a proper scoring rule) rewards both; on both demo families over seeds 42-46 it matched or beat
+validation AUC on held-out AUC and accuracy, worst seed included (README, "Epoch selection").
+``ensemble_seeds`` = k > 1 trains k members (seeds ``seed`` .. ``seed + k - 1``, same split) and ships one
+Keras model averaging their probabilities: with k=3 the worst seed's held-out accuracy rose ~1 point at
+3x the training time, so it is opt-in.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ class Recipe:
     reduce_lr_factor: float = 0.1
     reduce_lr_patience: int = 3
     min_lr: float = 1e-6
-    early_stop_monitor: str = "val_auc"
+    early_stop_monitor: str = "val_loss"
     early_stop_patience: int = 10
     early_stop_min_delta: float = 0.0
     seed: int = 42

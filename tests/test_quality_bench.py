@@ -24,8 +24,8 @@ def test_calibration_helpers():
 
 
 def test_gate_default_matches_the_dag():
-    dag = (quality.__file__.rsplit("/bench/", 1)[0]) + "/dags/turkey_training.py"
-    m = re.search(r'"min_val_accuracy": Param\(([0-9.]+)', open(dag, encoding="utf-8").read())
+    dag = recipe_sweep.REPO / "dags" / "turkey_training.py"
+    m = re.search(r'"min_val_accuracy": Param\(([0-9.]+)', dag.read_text(encoding="utf-8"))
     assert m and float(m.group(1)) == quality.DEFAULT_MIN_VAL_ACCURACY
 
 

@@ -56,6 +56,7 @@ def _recipe(params) -> dict:
         "learning_rate": params["learning_rate"],
         "seed": params["seed"],
         "mixed_precision": params["mixed_precision"],
+        "ensemble_seeds": params.get("ensemble_seeds"),
     }
 
 
