@@ -187,7 +187,7 @@ def test_data_triggered_loop_trains_and_announces_only_new_data(env):
     assert "same inputs and recipe as champion" in gate["reason"]
     assert len(_model_events(again)) == n_model_events and not again["queued"]  # no new asset events
 
-    _grow(env.data / "landing" / "train.json", 200, seed=8)
+    _grow(env.data / "landing" / "train.json", 400, seed=8)  # twice the data: a truly better challenger
     ingest = env.trigger(dag_id="turkey_ingest")
     assert ingest["tasks"]["check_landing"] == "success"
     assert [e[0] for e in ingest["events"]].count("turkey_incoming_data") == 1
