@@ -158,7 +158,8 @@ def test_operator_flow_in_a_real_browser(deployment, browser):
     from ml.registry import Registry
 
     base = deployment["base"]
-    page = browser.new_page(viewport={"width": 1400, "height": 950})
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = context.new_page()
     page.set_default_timeout(60_000)
 
     # log in with Airflow's own login form
@@ -208,7 +209,22 @@ def test_operator_flow_in_a_real_browser(deployment, browser):
     frame.locator("img.curves").wait_for()
     assert frame.locator("img.curves").evaluate("img => img.complete && img.naturalWidth > 0")
     assert frame.get_by_text("Human approval").count() == 1
+    page.set_viewport_size({"width": 1400, "height": 2300})  # the whole version page inside the frame
     _shot(page, "ui-03-version.png")
+    page.set_viewport_size({"width": 1400, "height": 950})
+    # the run's validation report, served by the plugin (opened in a second tab of the same login)
+    report_href = frame.get_by_text("validation report of the run").get_attribute("href")
+    tab = context.new_page()
+    tab.goto(f"{base}{report_href}")
+    assert tab.locator("td", has_text="passed").count() == 2  # train and test
+    docs_href = tab.get_by_text("Data Docs page").first.get_attribute("href")
+    _shot(tab, "ui-06-validation-index.png")
+    docs = tab.goto(f"{base}{docs_href}")
+    assert docs.status == 200 and "text/html" in docs.headers["content-type"]
+    tab.wait_for_load_state("load")
+    _shot(tab, "ui-07-validation-data-docs.png", full=True)
+    tab.close()
+
     frame.locator("#promote").click()
     frame.locator("#confirm").wait_for()
     frame.locator("#reason").fill("UI test: back to the first model")

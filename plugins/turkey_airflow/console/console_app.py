@@ -468,7 +468,7 @@ def validation_index(run_id: str, user: str) -> str:
 
     vdir = _validation_dir(run_id)
     rows = []
-    for f in sorted(vdir.glob("*/validation-*.json")):
+    for f in sorted(vdir.glob("*/validation-*.json"), key=lambda f: (f.parent.name != "train", f.parent.name)):
         try:
             rep = json.loads(f.read_text())
         except (OSError, ValueError) as exc:
