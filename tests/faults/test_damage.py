@@ -143,6 +143,25 @@ def test_train_task_fails_on_a_broken_champion_unless_forced(tmp_path, monkeypat
     out = tasks.train(prepared)
     ledger.checks(out["champion_version"] is None and "missing model.keras" in out["champion_problem"], str(out))
     ledger.checks(calls and calls[0]["champion_model"] is None, "forced run compared with a broken champion")
+    # ...and the version's manifest records why there was no comparison (not "no champion yet")
+    from datetime import UTC, datetime
+
+    from tests.faults.helpers import make_candidate
+
+    ctx = _train_ctx(True)
+    ctx["params"].update(auc_tolerance=0.02, train_file="landing/train.json", test_file="landing/test.json",
+                         min_gate_records=100, val_fraction=0.25)
+    ctx["dag_run"].start_date = ctx["dag_run"].run_after = datetime(2026, 11, 28, 3, tzinfo=UTC)
+    monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
+    registered = tasks.register(
+        {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {}},
+        {"candidate_dir": str(make_candidate(tmp_path, "forced")), "device": "CPU"},
+        {"val_accuracy": 0.9, "val_auc": 0.95, "champion_version": None, "champion_problem": out["champion_problem"]},
+    )
+    gate = Registry(tmp_path / "reg").manifest(registered["version"])["gate"]
+    ledger.checks(gate["promote"] and gate["reason"].startswith("forced by operator; the champion could not be "
+                                                                "compared: registry damaged"), str(gate))
+    ledger.checks("missing model.keras" in gate["champion_problem"], str(gate))
 
 
 def test_unsafe_names_and_paths_are_refused_with_a_message(tmp_path, ledger):
