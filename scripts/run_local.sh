@@ -14,6 +14,7 @@ airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/
 conf="${TURKEY_CONF:-{\}}"
 echo "==> airflow dags test turkey_training (conf: $conf)"
 log="$AIRFLOW_HOME/last-run.log"
+export TURKEY_RUN_STARTED="$(date -u +%Y-%m-%dT%H:%M:%S)"
 set +e
 airflow dags test turkey_training --conf "$conf" 2>&1 | tee "$log" \
   | grep -E --line-buffered '\[ml\.|DagRun Finished|new_state=(failed|up_for_retry)|Traceback|AirflowFailException' \
@@ -22,6 +23,7 @@ status=${PIPESTATUS[0]}
 set -e
 echo "==> full log: $log"
 python - <<'PY'
+import os
 import sys
 from ml.registry import Registry
 reg = Registry()
@@ -31,6 +33,11 @@ if champ is None:
     sys.exit(1)
 info = reg.describe("champion")
 m = info["metrics"]
+latest = reg.manifest(reg.versions()[-1])
+started = os.environ["TURKEY_RUN_STARTED"]
+if latest["version"] != info["version"] and latest.get("created_at", "") >= started:  # this run's version lost
+    gate = latest.get("gate") or {}
+    print(f"==> this run's version {latest['version']} was registered, not promoted: {gate.get('decision')}")
 print(f"==> champion model: {info['model']}")
 print(f"    version {info['version']}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
       f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})")
