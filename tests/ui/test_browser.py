@@ -188,6 +188,10 @@ def test_operator_flow_in_a_real_browser(deployment, browser):
     v1, v2 = reg.versions()  # (the scheduled run made none)
     assert reg.champion_version() == v2
 
+    # Admin -> Plugins lists the console (fastapi app, nav entry, extra links)
+    plugin = next(p for p in api.get("/plugins")["plugins"] if p["name"] == "turkey_console")
+    assert plugin["fastapi_apps"][0]["url_prefix"] == "/turkey" and plugin["external_views"][0]["name"] == "Models"
+
     # the task extra links point at the console
     run_path = f"/dags/turkey_training/dagRuns/{urllib.request.quote(manual[-1]['dag_run_id'], safe='')}/taskInstances"
     assert api.get(f"{run_path}/register/links")["extra_links"] == {"Model version": f"{base}/turkey/models/{v2}"}

@@ -292,8 +292,8 @@ def models_page(reg, user: str, sort: str, order: str, note: str = "") -> str:
         return f'<th><a href="{H.url("/models", sort=k, order=nxt)}">{label}{arrow}</a></th>'
 
     head = (th("version", "Version") + th("created", "Created") + "<th>Airflow run</th>"
-            + th("accuracy", "Val accuracy") + th("auc", "Val AUC") + th("baseline", "Logistic baseline AUC")
-            + th("decision", "Gate decision") + "<th>Champion</th><th>Promotions / rollbacks</th>")
+            + th("accuracy", "Val acc.") + th("auc", "Val AUC") + th("baseline", "Baseline AUC")
+            + th("decision", "Gate") + "<th>Champion</th><th>Promotions / rollbacks</th>")
     body_rows = []
     for r in rows:
         run = H.run_url(r["dag_id"], r["run_id"])
