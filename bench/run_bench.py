@@ -706,7 +706,7 @@ def render_quality(r: dict) -> str:
     gate = 0.85
     out = [
         f"Each demo family (`turkey demo-data --family`): a demo train file of {first['n_train_file']:,} records "
-        "(Kaggle size: 1,195), "
+        f"({'Kaggle size' if first['n_train_file'] == KAGGLE_TRAIN else f'Kaggle size: {KAGGLE_TRAIN:,}'}), "
         f"split by the pipeline's own split ({first['n_train']:,} train / {first['n_val']:,} validation, the same for every "
         "seed; the validation part drives early stopping and the LR schedule and is what the accuracy gate scores). "
         f"Held-out: a separate labelled file of {first['n_holdout']:,} records from the same generator and family (rng seed "
