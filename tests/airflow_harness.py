@@ -117,7 +117,7 @@ def enable_api_login(env: Env, user: str = "reviewer", password: str = "turkey-t
     env.env.update({
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "turkey-test-jwt-secret",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "turkey-test-jwt-secret-" + "x" * 48,  # >= 64 bytes for HS512
     })
     return user, password
 
