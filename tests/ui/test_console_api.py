@@ -28,8 +28,15 @@ def _candidate(root: Path, i: int) -> Path:
     for name in VERSION_FILES:
         (d / name).write_text("[]")
     (d / "model.keras").write_bytes(b"not really a model")
-    (d / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9 + i / 100, "val_auc": 0.95 + i / 100,
-                                                "baseline_logreg": {"val_auc": 0.91, "val_accuracy": 0.86}}))
+    (d / "metrics.json").write_text(
+        json.dumps(
+            {
+                "val_accuracy": 0.9 + i / 100,
+                "val_auc": 0.95 + i / 100,
+                "baseline_logreg": {"val_auc": 0.91, "val_accuracy": 0.86},
+            }
+        )
+    )
     (d / "history.json").write_text("{}")
     (d / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i]) * 32)
     (d / "submission.csv").write_text(f"vid_id,is_turkey\na,0.{i}\n")
@@ -48,21 +55,42 @@ def registry(tmp_path, monkeypatch):
     reg = Registry()
     for i, v in enumerate(VERSIONS):
         run_id = f"manual__2026-11-{i + 1:02d}T03:00:00+00:00"
-        reg.register(v, _candidate(tmp_path, i), {
-            "dag_id": "turkey_training", "run_id": run_id,
-            "metrics": json.loads((tmp_path / f"cand{i}" / "metrics.json").read_text()),
-            "gate": {"decision": "promote" if i < 2 else "keep_champion", "reason": f"reason {i}", "promote": i < 2},
-            "params": {"epochs": 3, "require_approval": False}, "inputs": {"train_sha256": "ab" * 32},
-            "git_commit": "deadbeef", "packages": {"keras": "3"}, "device": "cpu",
-        })
+        reg.register(
+            v,
+            _candidate(tmp_path, i),
+            {
+                "dag_id": "turkey_training",
+                "run_id": run_id,
+                "metrics": json.loads((tmp_path / f"cand{i}" / "metrics.json").read_text()),
+                "gate": {
+                    "decision": "promote" if i < 2 else "keep_champion",
+                    "reason": f"reason {i}",
+                    "promote": i < 2,
+                },
+                "params": {"epochs": 3, "require_approval": False},
+                "inputs": {"train_sha256": "ab" * 32},
+                "git_commit": "deadbeef",
+                "packages": {"keras": "3"},
+                "device": "cpu",
+            },
+        )
     reg.promote(VERSIONS[0], reason="no champion yet", run_id="r0")
     reg.promote(VERSIONS[1], reason="better", run_id="r1")
     vdir = art / "runs" / "manual__2026-11-01T03_00_00_00_00" / "validation" / "train"
     (vdir / "data-docs-train").mkdir(parents=True)
     (vdir / "data-docs-train" / "index.html").write_text("<html>data docs</html>")
-    (vdir / "validation-train.json").write_text(json.dumps({
-        "split": "train", "ok": True, "n_records": 400, "file": "landing/train.json", "failures": [],
-        "report_html": str(vdir / "data-docs-train" / "index.html")}))
+    (vdir / "validation-train.json").write_text(
+        json.dumps(
+            {
+                "split": "train",
+                "ok": True,
+                "n_records": 400,
+                "file": "landing/train.json",
+                "failures": [],
+                "report_html": str(vdir / "data-docs-train" / "index.html"),
+            }
+        )
+    )
     return reg
 
 
@@ -72,8 +100,11 @@ def events(monkeypatch):
 
     emitted = []
     monkeypatch.setattr(console_app, "assets_ready", lambda: None)
-    monkeypatch.setattr(console_app, "emit_champion_events",
-                        lambda *a: emitted.append(dict(zip(("version", "metrics", "model", "latest", "versioned"), a, strict=True))))
+    monkeypatch.setattr(
+        console_app,
+        "emit_champion_events",
+        lambda *a: emitted.append(dict(zip(("version", "metrics", "model", "latest", "versioned"), a, strict=True))),
+    )
     return emitted
 
 
@@ -84,8 +115,9 @@ def tokens():
 
     am = create_auth_manager()
     roles = {"admin": "admin", "viewer": "viewer", "nobody": None}  # a user without a role may do nothing
-    return {key: am.generate_jwt(SimpleAuthManagerUser(username=f"{key}-user", role=role))
-            for key, role in roles.items()}
+    return {
+        key: am.generate_jwt(SimpleAuthManagerUser(username=f"{key}-user", role=role)) for key, role in roles.items()
+    }
 
 
 @pytest.fixture()
@@ -108,10 +140,15 @@ def _confirm_form(client, version, role="admin"):
     return {**fields, "reason": "bad model in production"}
 
 
-READ_ENDPOINTS = ["/models", f"/models/{VERSIONS[0]}", f"/models/{VERSIONS[0]}/curves.png",
-                  f"/models/{VERSIONS[0]}/submission.csv", "/audit",
-                  "/runs/manual__2026-11-01T03:00:00+00:00/validation",
-                  "/runs/manual__2026-11-01T03:00:00+00:00/validation/train/data-docs-train/index.html"]
+READ_ENDPOINTS = [
+    "/models",
+    f"/models/{VERSIONS[0]}",
+    f"/models/{VERSIONS[0]}/curves.png",
+    f"/models/{VERSIONS[0]}/submission.csv",
+    "/audit",
+    "/runs/manual__2026-11-01T03:00:00+00:00/validation",
+    "/runs/manual__2026-11-01T03:00:00+00:00/validation/train/data-docs-train/index.html",
+]
 
 
 @pytest.mark.parametrize("path", [*READ_ENDPOINTS, f"/models/{VERSIONS[0]}/promote"])
@@ -157,8 +194,15 @@ def test_version_page_shows_curves_metrics_lineage_and_downloads(client, registr
     v = VERSIONS[0]
     r = client.get(f"/models/{v}", headers=client.as_role("viewer"))
     assert r.status_code == 200
-    for text in (f"/turkey/models/{v}/curves.png", f"/turkey/models/{v}/submission.csv", "deadbeef", "ab" * 32,
-                 "validation report of the run", "No approval was required", "no champion yet"):
+    for text in (
+        f"/turkey/models/{v}/curves.png",
+        f"/turkey/models/{v}/submission.csv",
+        "deadbeef",
+        "ab" * 32,
+        "validation report of the run",
+        "No approval was required",
+        "no champion yet",
+    ):
         assert text in r.text, text
     assert 'id="promote"' not in r.text  # a viewer gets no promote button
     admin = client.get(f"/models/{v}", headers=client.as_role("admin")).text
@@ -170,42 +214,86 @@ def test_version_page_shows_curves_metrics_lineage_and_downloads(client, registr
 
 
 def test_version_page_shows_the_human_decision(client, registry):
-    registry.record_rejection(VERSIONS[2], user="reviewer", reason="promotion rejected by reviewer",
-                              approval={"by": "reviewer", "decision": "rejected", "at": "2026-11-16T10:00:00Z",
-                                        "comment": "numbers look too good"})
-    registry.promote(VERSIONS[2], reason="approved", approval={"by": "boss", "decision": "approved",
-                                                               "at": "2026-11-17T10:00:00Z", "comment": "ok"})
+    registry.record_rejection(
+        VERSIONS[2],
+        user="reviewer",
+        reason="promotion rejected by reviewer",
+        approval={
+            "by": "reviewer",
+            "decision": "rejected",
+            "at": "2026-11-16T10:00:00Z",
+            "comment": "numbers look too good",
+        },
+    )
+    registry.promote(
+        VERSIONS[2],
+        reason="approved",
+        approval={"by": "boss", "decision": "approved", "at": "2026-11-17T10:00:00Z", "comment": "ok"},
+    )
     html = client.get(f"/models/{VERSIONS[2]}", headers=client.as_role("viewer")).text
     approval = re.search(r'<ul id="approval">(.*?)</ul>', html).group(1)
     assert "rejected" in approval and "reviewer" in approval and "numbers look too good" in approval
     assert "approved" in approval and "boss" in approval
 
 
-def test_validation_report_is_served_and_confined(client, registry):
-    run = "manual__2026-11-01T03:00:00+00:00"
-    index = client.get(f"/runs/{run}/validation", headers=client.as_role("viewer"))
+RUN0 = "manual__2026-11-01T03:00:00+00:00"
+
+
+def test_validation_report_is_served_in_a_sandbox(client, registry):
+    index = client.get(f"/runs/{RUN0}/validation", headers=client.as_role("viewer"))
     assert "passed" in index.text and "train/data-docs-train/index.html" in index.text
-    assert client.get(f"/runs/{run}/validation/../../../champion.json", headers=client.as_role("viewer")).status_code == 404
-    assert client.get(f"/runs/{run}/validation/%2E%2E/%2E%2E/champion.json",
-                      headers=client.as_role("viewer")).status_code == 404
+    r = client.get(f"/runs/{RUN0}/validation/train/data-docs-train/index.html", headers=client.as_role("viewer"))
+    assert r.status_code == 200 and r.text == "<html>data docs</html>"
+    # third-party HTML gets an opaque origin: its scripts cannot call the Airflow API with the operator's session
+    assert r.headers["content-security-policy"] == "sandbox" and r.headers["x-content-type-options"] == "nosniff"
     assert client.get("/runs/manual__unknown/validation", headers=client.as_role("viewer")).status_code == 404
+
+
+@pytest.mark.parametrize("case", ["dot segments", "absolute path", "symlink"])
+def test_validation_files_outside_the_report_are_not_served(client, registry, case):
+    """Each request reaches the handler (its own 404 text) and names a file that exists outside the folder."""
+    champion = Path(registry.base) / "champion.json"
+    vdir = Path(registry.base) / "runs" / "manual__2026-11-01T03_00_00_00_00" / "validation"
+    if case == "dot segments":  # encoded, so the client does not remove them: validation/../../.. = artifacts/
+        path, target = "%2E%2E/%2E%2E/%2E%2E/champion.json", champion
+        assert (vdir / "../../../champion.json").resolve() == champion.resolve()
+    elif case == "absolute path":
+        path, target = "/" + str(champion).lstrip("/"), champion
+    else:
+        (vdir / "train" / "linked.json").symlink_to(champion)
+        path, target = "train/linked.json", champion
+    assert target.is_file()
+    r = client.get(f"/runs/{RUN0}/validation/{path}", headers=client.as_role("viewer"))
+    assert r.status_code == 404 and "in the validation report of run" in r.text, (r.status_code, r.text[:300])
+    assert target.read_text() not in r.text and '"promotion_id"' not in r.text
 
 
 def test_rollback_by_an_editor_is_recorded_and_announced(client, registry, events):
     form = _confirm_form(client, VERSIONS[0])
     assert form["expected_champion"] == VERSIONS[1]
-    r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"),
-                    follow_redirects=False)
+    r = client.post(
+        f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"), follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"].startswith("/turkey/audit")
     assert registry.champion_version() == VERSIONS[0]
     last = registry.audit()[-1]
     assert (last["action"], last["version"], last["previous"], last["user"]) == (
-        "rollback", VERSIONS[0], VERSIONS[1], "admin-user")
+        "rollback",
+        VERSIONS[0],
+        VERSIONS[1],
+        "admin-user",
+    )
     assert last["reason"] == "bad model in production"
     assert Path(registry.submission_path()).read_text() == "vid_id,is_turkey\na,0.0\n"
-    assert events == [{"version": VERSIONS[0], "metrics": {"val_accuracy": 0.9, "val_auc": 0.95},
-                       "model": registry.describe(VERSIONS[0])["model"], "latest": registry.submission_path(),
-                       "versioned": registry.submission_path(VERSIONS[0])}]
+    assert events == [
+        {
+            "version": VERSIONS[0],
+            "metrics": {"val_accuracy": 0.9, "val_auc": 0.95},
+            "model": registry.describe(VERSIONS[0])["model"],
+            "latest": registry.submission_path(),
+            "versioned": registry.submission_path(VERSIONS[0]),
+        }
+    ]
     audit = client.get(r.headers["location"].removeprefix("/turkey"), headers=client.as_role("viewer")).text
     assert "admin-user" in audit and "bad model in production" in audit and 'id="done"' in audit
 
@@ -225,8 +313,9 @@ def test_a_viewer_cannot_promote_and_nothing_is_written(client, registry, events
     assert _state(registry) == before and events == []
 
 
-@pytest.mark.parametrize("case", ["no token", "forged token", "other version's token", "cross-site", "stale champion",
-                                  "already champion"])
+@pytest.mark.parametrize(
+    "case", ["no token", "forged token", "other version's token", "cross-site", "stale champion", "already champion"]
+)
 def test_a_post_without_a_valid_confirmation_changes_nothing(client, registry, events, case):
     before = _state(registry)
     version = VERSIONS[0]
@@ -246,8 +335,12 @@ def test_a_post_without_a_valid_confirmation_changes_nothing(client, registry, e
         expected = 409
     elif case == "already champion":
         version = VERSIONS[1]
-        form = {**_confirm_form(client, VERSIONS[0]), "token": __import__(
-            "turkey_airflow.console.console_app", fromlist=["x"]).confirm_token("admin-user", version)}
+        form = {
+            **_confirm_form(client, VERSIONS[0]),
+            "token": __import__("turkey_airflow.console.console_app", fromlist=["x"]).confirm_token(
+                "admin-user", version
+            ),
+        }
         expected = 409
     r = client.post(f"/models/{version}/promote", data=form, headers=headers)
     assert r.status_code == expected, r.text
@@ -255,8 +348,17 @@ def test_a_post_without_a_valid_confirmation_changes_nothing(client, registry, e
     assert _state(registry) == before and events == []
 
 
-@pytest.mark.parametrize("path", [f"/models/{VERSIONS[0][:-1]}x", "/models/..", "/models/..%2Fx", "/models/%2E%2E",
-                                  "/models/v1%00", "/models/.hidden"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/models/{VERSIONS[0][:-1]}x",
+        "/models/..",
+        "/models/..%2Fx",
+        "/models/%2E%2E",
+        "/models/v1%00",
+        "/models/.hidden",
+    ],
+)
 def test_unknown_or_path_like_versions_are_404(client, registry, path):
     for suffix in ("", "/curves.png", "/submission.csv", "/promote"):
         r = client.get(path + suffix, headers=client.as_role("admin"))
@@ -295,8 +397,11 @@ def test_an_unreadable_registry_is_503(client, registry, events):
         r = client.get(path, headers=client.as_role("viewer"))
         assert r.status_code == 503 and "Traceback" not in r.text, (path, r.status_code, r.text[:300])
     before = _state(registry)
-    r = client.post(f"/models/{VERSIONS[0]}/promote", data={"token": "x"}, headers=client.as_role("admin"))
-    assert r.status_code in (403, 503) and _state(registry) == before
+    from turkey_airflow.console.console_app import confirm_token
+
+    form = {"token": confirm_token("admin-user", VERSIONS[0]), "expected_champion": VERSIONS[1], "reason": "x"}
+    r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"))
+    assert r.status_code == 503 and "champion.json" in r.text and _state(registry) == before and events == []
 
 
 def test_an_empty_registry_explains_what_to_do(client, tmp_path, monkeypatch):
@@ -320,9 +425,123 @@ def test_extra_links_point_at_the_console(monkeypatch):
 
     from turkey_airflow.console.console_links import ModelVersionLink, ValidationReportLink
 
-    ti = SimpleNamespace(task_id="register", run_id="manual__x+1",
-                         xcom_pull=lambda task_ids: {"version": "v20261101T030000-aaaaaaaa"} if task_ids == "register" else None)
+    ti = SimpleNamespace(
+        task_id="register",
+        run_id="manual__x+1",
+        xcom_pull=lambda task_ids: {"version": "v20261101T030000-aaaaaaaa"} if task_ids == "register" else None,
+    )
     assert ModelVersionLink().get_link(None, ti_key=ti).endswith("/turkey/models/v20261101T030000-aaaaaaaa")
     assert ValidationReportLink().get_link(None, ti_key=ti).endswith("/turkey/runs/manual__x%2B1/validation")
     failed = SimpleNamespace(task_id="register", run_id="r", xcom_pull=lambda task_ids: None)
     assert ModelVersionLink().get_link(None, ti_key=failed) == ""
+
+
+def _fail_writing(monkeypatch, name):
+    """Disk full when the registry writes a file called ``name`` (only that file)."""
+    from ml.errors import EnvironmentFault
+    from ml.registry import Registry
+
+    for method in ("_copy_within", "_write_bytes"):
+        real = getattr(Registry, method)
+
+        def failing(self, *args, _real=real):
+            if args[-1 if _real.__name__ == "_copy_within" else 0].endswith(name):
+                raise EnvironmentFault(
+                    args[-1 if _real.__name__ == "_copy_within" else 0], "disk full", "free space on that filesystem"
+                )
+            return _real(self, *args)
+
+        monkeypatch.setattr(Registry, method, failing)
+
+
+def test_a_rollback_failing_after_it_was_decided_says_so_and_names_the_repair(client, registry, events, monkeypatch):
+    form = _confirm_form(client, VERSIONS[0])
+    with monkeypatch.context() as m:
+        _fail_writing(m, "latest.csv")
+        r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"))
+        assert r.status_code == 503, r.text
+        assert "decided but not finished" in r.text and "turkey models doctor --repair" in r.text
+        assert "NOT sent" in r.text and "/api/v2/assets/events" in r.text and "Not changed" not in r.text
+        assert registry.champion_version() == VERSIONS[0] and events == []  # readers report the decided champion
+    assert registry.doctor(repair=True)["checked"]["champion"] == VERSIONS[0]
+    last = registry.audit()[-1]
+    assert (last["action"], last["version"], last["user"]) == ("rollback", VERSIONS[0], "admin-user")
+
+
+def test_a_rollback_failing_before_it_was_decided_changes_nothing(client, registry, events, monkeypatch):
+    form = _confirm_form(client, VERSIONS[0])
+    before = _state(registry)
+    _fail_writing(monkeypatch, ".promotion-intent.json")
+    r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"))
+    assert r.status_code == 503 and "nothing was changed" in r.text and "disk full" in r.text
+    assert _state(registry) == before and events == []
+
+
+def test_failed_asset_events_are_reported_with_how_to_send_them(client, registry, monkeypatch):
+    from turkey_airflow.console import console_app
+
+    def broken(*args):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(console_app, "assets_ready", lambda: None)
+    monkeypatch.setattr(console_app, "emit_champion_events", broken)
+    r = client.post(
+        f"/models/{VERSIONS[0]}/promote",
+        data=_confirm_form(client, VERSIONS[0]),
+        headers=client.as_role("admin"),
+        follow_redirects=False,
+    )
+    assert r.status_code == 500 and "Traceback" not in r.text
+    assert f"{VERSIONS[0]} is now the champion" in r.text and "NOT sent" in r.text and "database is locked" in r.text
+    assert "POST /api/v2/assets/events" in r.text and registry.champion_version() == VERSIONS[0]
+
+
+def test_promoting_a_never_promoted_newer_version_is_recorded_as_promote(client, registry, events):
+    r = client.post(
+        f"/models/{VERSIONS[2]}/promote",
+        data=_confirm_form(client, VERSIONS[2]),
+        headers=client.as_role("admin"),
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    last = registry.audit()[-1]
+    assert (last["action"], last["version"], last["user"], last["via"]) == (
+        "promote",
+        VERSIONS[2],
+        "admin-user",
+        "console",
+    )
+
+
+def test_without_an_api_secret_nothing_can_be_confirmed(client, registry, events, monkeypatch):
+    from airflow.configuration import conf
+
+    form = _confirm_form(client, VERSIONS[0])
+    real_get = conf.get
+    monkeypatch.setattr(
+        conf,
+        "get",
+        lambda section, key, *a, **kw: (
+            ""
+            if (section, key) in {("api", "secret_key"), ("api_auth", "jwt_secret")}
+            else real_get(section, key, *a, **kw)
+        ),
+    )
+    before = _state(registry)
+    page = client.get(f"/models/{VERSIONS[0]}/promote", headers=client.as_role("admin"))
+    assert page.status_code == 503 and "No API secret configured" in page.text
+    r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"))
+    assert r.status_code == 503 and "nothing was changed" in r.text
+    assert _state(registry) == before and events == []
+
+
+def test_the_audit_banner_only_announces_the_real_champion(client, registry):
+    spoofed = client.get(f"/audit?done={VERSIONS[2]}", headers=client.as_role("viewer"))
+    assert spoofed.status_code == 200 and 'id="done"' not in spoofed.text
+    real = client.get(f"/audit?done={VERSIONS[1]}", headers=client.as_role("viewer"))
+    assert 'id="done"' in real.text
+
+
+def test_console_pages_may_only_be_framed_by_airflow(client, registry):
+    r = client.get("/models", headers=client.as_role("viewer"))
+    assert r.headers["content-security-policy"] == "frame-ancestors 'self'"

@@ -33,8 +33,10 @@ log = logging.getLogger("turkey_airflow.console")
 
 DAG_ID = "turkey_training"
 #: A version as the registry names them, and a run id as Airflow makes them: one harmless path component.
-NAME_RE = {"version": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$"),
-           "run": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,249}$")}
+NAME_RE = {
+    "version": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$"),
+    "run": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,249}$"),
+}
 #: How long a confirm page's token stays valid.
 CONFIRM_TTL_S = 15 * 60
 
@@ -73,15 +75,17 @@ def _allowed(user, method: str) -> bool:
     return get_auth_manager().is_authorized_dag(method=method, details=DagDetails(id=DAG_ID, team_name=team), user=user)
 
 
-async def reader(user: Annotated[Any, Depends(current_user)]):
-    """Dependency: an authenticated user who may read the ``turkey_training`` DAG."""
+def reader(user: Annotated[Any, Depends(current_user)]):
+    """Dependency: an authenticated user who may read the ``turkey_training`` DAG (plain ``def``: the
+    authorisation check may query the metadata DB, so FastAPI runs it in its threadpool)."""
     if not _allowed(user, "GET"):
         raise ConsoleError(403, "Not allowed", f"user {user.get_name()!r} may not read the {DAG_ID} DAG")
     return user
 
 
-async def editor(user: Annotated[Any, Depends(current_user)]):
-    """Dependency: an authenticated user who may edit the ``turkey_training`` DAG (promote / roll back)."""
+def editor(user: Annotated[Any, Depends(current_user)]):
+    """Dependency: an authenticated user who may edit the ``turkey_training`` DAG (promote / roll back);
+    plain ``def`` like :func:`reader`."""
     if not _allowed(user, "PUT"):
         raise ConsoleError(
             403,
@@ -93,9 +97,20 @@ async def editor(user: Annotated[Any, Depends(current_user)]):
 
 
 def _secret() -> bytes:
+    """The key of the confirm tokens: the API secret key, else the JWT secret. With neither, tokens could be
+    forged by anyone, so confirming is refused (503) instead."""
     from airflow.configuration import conf
 
-    return (conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")).encode()
+    key = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
+    if not key:
+        raise ConsoleError(
+            503,
+            "No API secret configured",
+            "neither [api] secret_key nor [api_auth] jwt_secret is "
+            "set, so a promotion cannot be confirmed safely; nothing was changed",
+            "Set AIRFLOW__API__SECRET_KEY on the API server and restart it.",
+        )
+    return key.encode()
 
 
 def confirm_token(user: str, version: str, issued: int | None = None) -> str:
@@ -108,11 +123,19 @@ def confirm_token(user: str, version: str, issued: int | None = None) -> str:
 def _check_confirm(token: str, user: str, version: str) -> None:
     issued, _, _mac = (token or "").partition(".")
     if not issued.isdigit() or not hmac.compare_digest(confirm_token(user, version, int(issued)), token):
-        raise ConsoleError(403, "Not confirmed", "the confirmation token is missing or invalid; nothing was changed",
-                           "Open the version page and press the button again.")
+        raise ConsoleError(
+            403,
+            "Not confirmed",
+            "the confirmation token is missing or invalid; nothing was changed",
+            "Open the version page and press the button again.",
+        )
     if time.time() - int(issued) > CONFIRM_TTL_S:
-        raise ConsoleError(403, "Confirmation expired", "the confirmation page is older than 15 minutes; "
-                           "nothing was changed", "Open the version page and confirm again.")
+        raise ConsoleError(
+            403,
+            "Confirmation expired",
+            "the confirmation page is older than 15 minutes; nothing was changed",
+            "Open the version page and confirm again.",
+        )
 
 
 def _check_same_origin(request: Request) -> None:
@@ -124,8 +147,9 @@ def _check_same_origin(request: Request) -> None:
     from urllib.parse import urlsplit
 
     if urlsplit(origin).netloc != host:
-        raise ConsoleError(403, "Cross-site request refused", f"the request came from {origin}, not from {host}; "
-                           "nothing was changed")
+        raise ConsoleError(
+            403, "Cross-site request refused", f"the request came from {origin}, not from {host}; nothing was changed"
+        )
 
 
 # ----------------------------------------------------------------------------------------------- registry
@@ -144,11 +168,19 @@ def open_registry():
         reg = Registry()
         ok = reg.fs.isdir(reg.base)
     except Exception as exc:  # noqa: BLE001 - any backend failure is an unavailable registry
-        raise ConsoleError(503, "Registry unavailable", f"cannot open the model registry: {type(exc).__name__}: {exc}",
-                           "Check TURKEY_REGISTRY_URL / TURKEY_ARTIFACTS_ROOT and the backend's credentials.") from None
+        raise ConsoleError(
+            503,
+            "Registry unavailable",
+            f"cannot open the model registry: {type(exc).__name__}: {exc}",
+            "Check TURKEY_REGISTRY_URL / TURKEY_ARTIFACTS_ROOT and the backend's credentials.",
+        ) from None
     if not ok:
-        raise ConsoleError(503, "Registry unavailable", f"the model registry root {reg.root} does not exist or is "
-                           "not a folder", "Check TURKEY_REGISTRY_URL / TURKEY_ARTIFACTS_ROOT, or run the pipeline once.")
+        raise ConsoleError(
+            503,
+            "Registry unavailable",
+            f"the model registry root {reg.root} does not exist or is not a folder",
+            "Check TURKEY_REGISTRY_URL / TURKEY_ARTIFACTS_ROOT, or run the pipeline once.",
+        )
     read_registry(reg.champion)  # an unreadable champion pointer makes every page 503, with the repair named
     return reg
 
@@ -164,8 +196,12 @@ def read_registry(fn, *args):
     except TurkeyError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConsoleError(503, "Registry unreadable", f"{type(exc).__name__}: {exc}",
-                           "Run `turkey models doctor` to check the registry.") from None
+        raise ConsoleError(
+            503,
+            "Registry unreadable",
+            f"{type(exc).__name__}: {exc}",
+            "Run `turkey models doctor` to check the registry.",
+        ) from None
 
 
 def load_version(reg, version: str) -> dict:
@@ -178,7 +214,7 @@ def load_version(reg, version: str) -> dict:
     if not read_registry(reg.fs.isdir, vdir):
         raise ConsoleError(404, "No such version", f"there is no model version {version!r} in {reg.models}")
     try:
-        missing = ([] if read_registry(reg.fs.isfile, posixpath.join(vdir, "manifest.json")) else ["manifest.json"])
+        missing = [] if read_registry(reg.fs.isfile, posixpath.join(vdir, "manifest.json")) else ["manifest.json"]
         missing = missing or read_registry(reg.missing_files, version)
         if not missing:
             return read_registry(reg.describe, version)
@@ -186,9 +222,13 @@ def load_version(reg, version: str) -> dict:
         raise ConsoleError(503, "Registry damaged", str(exc)) from None
     except TurkeyError as exc:
         raise ConsoleError(404, "No such version", str(exc)) from None
-    raise ConsoleError(409, "Version incomplete", f"model version {version!r} has lost files: {', '.join(missing)}",
-                       "Its folder was changed after it was registered, so it cannot be shown or promoted; "
-                       "`turkey models doctor` lists the damage.")
+    raise ConsoleError(
+        409,
+        "Version incomplete",
+        f"model version {version!r} has lost files: {', '.join(missing)}",
+        "Its folder was changed after it was registered, so it cannot be shown or promoted; "
+        "`turkey models doctor` lists the damage.",
+    )
 
 
 def _file_response(reg, path: str, media_type: str, download_name: str | None = None) -> Response:
@@ -209,9 +249,13 @@ def _asset_models(session) -> dict:
     for asset in (MODEL, SUBMISSION):
         row = session.scalar(select(AssetModel).where(AssetModel.name == asset.name, AssetModel.uri == asset.uri))
         if row is None or row.active is None:
-            raise ConsoleError(503, "Assets not registered", f"asset {asset.name} is not known to Airflow yet, so "
-                               "downstream DAGs would miss this change; nothing was changed",
-                               "Let the DAG processor parse dags/turkey_training.py, then try again.")
+            raise ConsoleError(
+                503,
+                "Assets not registered",
+                f"asset {asset.name} is not known to Airflow yet, so "
+                "downstream DAGs would miss this change; nothing was changed",
+                "Let the DAG processor parse dags/turkey_training.py, then try again.",
+            )
         rows[asset] = row
     return rows
 
@@ -241,8 +285,9 @@ def emit_champion_events(version: str, metrics: dict, model_path: str, submissio
     with create_session() as session:
         rows = _asset_models(session)
         for asset, extra in extras.items():
-            asset_manager.register_asset_change(asset=rows[asset], timestamp=timezone.utcnow(), extra=extra,
-                                                source_is_api=True, session=session)
+            asset_manager.register_asset_change(
+                asset=rows[asset], timestamp=timezone.utcnow(), extra=extra, source_is_api=True, session=session
+            )
 
 
 # ----------------------------------------------------------------------------------------------- pages
@@ -264,19 +309,21 @@ def _rows(reg) -> list[dict]:
         man = read_registry(reg.manifest, v)
         m = man.get("metrics") or {}
         gate = man.get("gate") or {}
-        rows.append({
-            "version": v,
-            "created_at": man.get("created_at"),
-            "dag_id": man.get("dag_id"),
-            "run_id": man.get("run_id"),
-            "val_accuracy": m.get("val_accuracy"),
-            "val_auc": m.get("val_auc"),
-            "baseline_auc": (m.get("baseline_logreg") or {}).get("val_auc"),
-            "gate": gate.get("decision"),
-            "gate_reason": gate.get("reason"),
-            "champion": v == champ,
-            "history": [e for e in audit if e.get("version") == v],
-        })
+        rows.append(
+            {
+                "version": v,
+                "created_at": man.get("created_at"),
+                "dag_id": man.get("dag_id"),
+                "run_id": man.get("run_id"),
+                "val_accuracy": m.get("val_accuracy"),
+                "val_auc": m.get("val_auc"),
+                "baseline_auc": (m.get("baseline_logreg") or {}).get("val_auc"),
+                "gate": gate.get("decision"),
+                "gate_reason": gate.get("reason"),
+                "champion": v == champ,
+                "history": [e for e in audit if e.get("version") == v],
+            }
+        )
     return rows
 
 
@@ -291,48 +338,66 @@ def models_page(reg, user: str, sort: str, order: str, note: str = "") -> str:
         arrow = (" ▼" if desc else " ▲") if k == key else ""
         return f'<th><a href="{H.url("/models", sort=k, order=nxt)}">{label}{arrow}</a></th>'
 
-    head = (th("version", "Version") + th("created", "Created") + "<th>Airflow run</th>"
-            + th("accuracy", "Val acc.") + th("auc", "Val AUC") + th("baseline", "Baseline AUC")
-            + th("decision", "Gate") + "<th>Champion</th><th>Promotions / rollbacks</th>")
+    head = (
+        th("version", "Version")
+        + th("created", "Created")
+        + "<th>Airflow run</th>"
+        + th("accuracy", "Val acc.")
+        + th("auc", "Val AUC")
+        + th("baseline", "Baseline AUC")
+        + th("decision", "Gate")
+        + "<th>Champion</th><th>Promotions / rollbacks</th>"
+    )
     body_rows = []
     for r in rows:
         run = H.run_url(r["dag_id"], r["run_id"])
         run_cell = f'<a href="{H.esc(run)}" target="_top">{H.esc(r["run_id"])}</a>' if run else "—"
-        hist = "<br>".join(f'{H.action_badge(e.get("action"))} <span class="muted">{H.when(e.get("at"))}'
-                           f'{" by " + H.esc(e.get("user")) if e.get("user") else ""}</span>' for e in r["history"])
+        hist = "<br>".join(
+            f'{H.action_badge(e.get("action"))} <span class="muted">{H.when(e.get("at"))}'
+            f"{' by ' + H.esc(e.get('user')) if e.get('user') else ''}</span>"
+            for e in r["history"]
+        )
         body_rows.append(
             f'<tr class="{"champion" if r["champion"] else ""}" data-version="{H.esc(r["version"])}">'
             f'<td class="nowrap"><a class="mono" href="{H.url("/models/" + H.seg(r["version"]))}">{H.esc(r["version"])}</a></td>'
             f'<td class="muted nowrap">{H.when(r["created_at"])}</td>'
-            f'<td>{run_cell}</td>'
+            f"<td>{run_cell}</td>"
             f'<td class="num">{H.fmt(r["val_accuracy"])}</td><td class="num">{H.fmt(r["val_auc"])}</td>'
             f'<td class="num">{H.fmt(r["baseline_auc"])}</td>'
             f'<td title="{H.esc(r["gate_reason"])}">{H.gate_badge(r["gate"])}</td>'
-            f'<td>{H.badge("champion", "champ") if r["champion"] else ""}</td><td>{hist or "—"}</td></tr>'
+            f"<td>{H.badge('champion', 'champ') if r['champion'] else ''}</td><td>{hist or '—'}</td></tr>"
         )
     if rows:
-        table = (f'<div class="scroll"><table id="models"><thead><tr>{head}</tr></thead>'
-                 f'<tbody>{"".join(body_rows)}</tbody></table></div>')
+        table = (
+            f'<div class="scroll"><table id="models"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body_rows)}</tbody></table></div>"
+        )
     else:
-        table = ('<div class="card"><p>No model versions yet.</p><p>In Airflow, open <a href="/dags/turkey_training" '
-                 'target="_top">turkey_training</a>, unpause it and press <b>Trigger</b>; each finished run adds a '
-                 "version here.</p></div>")
+        table = (
+            '<div class="card"><p>No model versions yet.</p><p>In Airflow, open <a href="/dags/turkey_training" '
+            'target="_top">turkey_training</a>, unpause it and press <b>Trigger</b>; each finished run adds a '
+            "version here.</p></div>"
+        )
     champ = next((r for r in rows if r["champion"]), None)
-    summary = (f'<p>Champion: <a class="mono" href="{H.url("/models/" + H.seg(champ["version"]))}">'
-               f'{H.esc(champ["version"])}</a> · registry <span class="mono">{H.esc(reg.root)}</span></p>'
-               if champ else f'<p class="muted">No champion yet · registry <span class="mono">{H.esc(reg.root)}</span></p>')
-    return H.page("Models", f"<h1>Model versions ({len(rows)})</h1>{summary}{table}", active="models", user=user,
-                  status_note=note)
+    summary = (
+        f'<p>Champion: <a class="mono" href="{H.url("/models/" + H.seg(champ["version"]))}">'
+        f'{H.esc(champ["version"])}</a> · registry <span class="mono">{H.esc(reg.root)}</span></p>'
+        if champ
+        else f'<p class="muted">No champion yet · registry <span class="mono">{H.esc(reg.root)}</span></p>'
+    )
+    return H.page(
+        "Models", f"<h1>Model versions ({len(rows)})</h1>{summary}{table}", active="models", user=user, status_note=note
+    )
 
 
 def _history_html(entries: list[dict]) -> str:
     if not entries:
         return '<p class="muted">Never promoted.</p>'
     items = "".join(
-        f'<li>{H.action_badge(e.get("action"))} <b>{H.esc(e.get("at"))}</b>'
-        f'{" by " + H.esc(e.get("user")) if e.get("user") else ""}'
-        f'{" in run " + H.esc(e.get("run_id")) if e.get("run_id") else ""} — {H.esc(e.get("reason"))}'
-        f'{" (previous: " + H.esc(e.get("previous")) + ")" if e.get("previous") else ""}</li>'
+        f"<li>{H.action_badge(e.get('action'))} <b>{H.esc(e.get('at'))}</b>"
+        f"{' by ' + H.esc(e.get('user')) if e.get('user') else ''}"
+        f"{' in run ' + H.esc(e.get('run_id')) if e.get('run_id') else ''} — {H.esc(e.get('reason'))}"
+        f"{' (previous: ' + H.esc(e.get('previous')) + ')' if e.get('previous') else ''}</li>"
         for e in entries
     )
     return f'<ol class="timeline">{items}</ol>'
@@ -347,9 +412,11 @@ def _approval_html(man: dict, entries: list[dict]) -> str:
             continue
         decision = a.get("decision") or ("rejected" if e.get("action") == "rejected" else "approved")
         comment = a.get("comment") or (e.get("reason") if e.get("action") == "rejected" else None)
-        rows.append(f"<li>{H.badge(decision, 'promote' if decision == 'approved' else 'reject')} by "
-                    f"<b>{H.esc(a.get('by') or e.get('user'))}</b> at {H.esc(a.get('at') or e.get('at'))}"
-                    f"{' — ' + H.esc(comment) if comment else ''}</li>")
+        rows.append(
+            f"<li>{H.badge(decision, 'promote' if decision == 'approved' else 'reject')} by "
+            f"<b>{H.esc(a.get('by') or e.get('user'))}</b> at {H.esc(a.get('at') or e.get('at'))}"
+            f"{' — ' + H.esc(comment) if comment else ''}</li>"
+        )
     if rows:
         return f'<ul id="approval">{"".join(rows)}</ul>'
     needed = (man.get("params") or {}).get("require_approval")
@@ -363,14 +430,18 @@ def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
     audit = [e for e in read_registry(reg.audit) if e.get("version") == v]
     run = H.run_url(man.get("dag_id"), man.get("run_id"))
     champ = read_registry(reg.champion_version)
-    base = (m.get("baseline_logreg") or {})
+    base = m.get("baseline_logreg") or {}
     metrics_rows = "".join(
         f"<tr><td>{label}</td><td class=num>{H.fmt(val, digits)}</td></tr>"
-        for label, val, digits in (("validation accuracy", m.get("val_accuracy"), 4), ("validation ROC AUC", m.get("val_auc"), 4),
-                           ("logistic baseline accuracy", base.get("val_accuracy"), 4),
-                           ("logistic baseline ROC AUC", base.get("val_auc"), 4),
-                           ("validation loss", m.get("val_loss"), 4), ("epochs run", m.get("epochs_run"), 0),
-                           ("train seconds", m.get("train_seconds"), 1))
+        for label, val, digits in (
+            ("validation accuracy", m.get("val_accuracy"), 4),
+            ("validation ROC AUC", m.get("val_auc"), 4),
+            ("logistic baseline accuracy", base.get("val_accuracy"), 4),
+            ("logistic baseline ROC AUC", base.get("val_auc"), 4),
+            ("validation loss", m.get("val_loss"), 4),
+            ("epochs run", m.get("epochs_run"), 0),
+            ("train seconds", m.get("train_seconds"), 1),
+        )
         if val is not None
     )
     inputs = man.get("inputs") or {}
@@ -378,23 +449,32 @@ def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
         f"<div>{H.esc(k)}</div><div class=mono>{val}</div>"
         for k, val in (
             ("created", H.esc(man.get("created_at"))),
-            ("Airflow run", f'<a href="{H.esc(run)}" target=_top>{H.esc(man.get("dag_id"))} / {H.esc(man.get("run_id"))}</a>'
-             if run else "—"),
-            ("train file", f'{H.esc(inputs.get("train_file"))} sha256 {H.esc(inputs.get("train_sha256"))}'),
-            ("test file", f'{H.esc(inputs.get("test_file"))} sha256 {H.esc(inputs.get("test_sha256"))}'),
+            (
+                "Airflow run",
+                f'<a href="{H.esc(run)}" target=_top>{H.esc(man.get("dag_id"))} / {H.esc(man.get("run_id"))}</a>'
+                if run
+                else "—",
+            ),
+            ("train file", f"{H.esc(inputs.get('train_file'))} sha256 {H.esc(inputs.get('train_sha256'))}"),
+            ("test file", f"{H.esc(inputs.get('test_file'))} sha256 {H.esc(inputs.get('test_sha256'))}"),
             ("git commit", H.esc(man.get("git_commit"))),
             ("device", H.esc(man.get("device"))),
             ("compared with", H.esc(man.get("compared_with"))),
         )
     )
-    report_link = (f'<a href="{H.url("/runs/" + H.seg(man["run_id"]) + "/validation")}">validation report of the run</a>'
-                   if man.get("run_id") else '<span class="muted">no validation report recorded</span>')
+    report_link = (
+        f'<a href="{H.url("/runs/" + H.seg(man["run_id"]) + "/validation")}">validation report of the run</a>'
+        if man.get("run_id")
+        else '<span class="muted">no validation report recorded</span>'
+    )
     if v == champ:
-        action = f'<p>{H.badge("champion", "champ")} This version is the live champion.</p>'
+        action = f"<p>{H.badge('champion', 'champ')} This version is the live champion.</p>"
     elif can_edit:
         verb = _verb(reg, v, champ)
-        action = (f'<p><a class="btn" id="promote" href="{H.url("/models/" + H.seg(v) + "/promote")}">'
-                  f'{verb.capitalize()} to this version…</a> <span class="muted">asks for confirmation first</span></p>')
+        action = (
+            f'<p><a class="btn" id="promote" href="{H.url("/models/" + H.seg(v) + "/promote")}">'
+            f'{verb.capitalize()} to this version…</a> <span class="muted">asks for confirmation first</span></p>'
+        )
     else:
         action = '<p class="muted">You may view this version; promoting or rolling back needs edit rights on turkey_training.</p>'
     body = (
@@ -403,12 +483,12 @@ def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
         f'<h2>Training curves</h2><img class="curves" alt="training curves" src="{H.url("/models/" + H.seg(v) + "/curves.png")}">'
         f'<h2>Metrics</h2><table style="width:auto">{metrics_rows}</table>'
         f'<h2>Files</h2><p><a id="submission" href="{H.url("/models/" + H.seg(v) + "/submission.csv")}">submission.csv</a>'
-        f' (download) · {report_link}</p>'
+        f" (download) · {report_link}</p>"
         f'<h2>Lineage</h2><div class="grid">{lineage}</div>'
-        f'<h2>Params</h2>{H.json_block(man.get("params"))}'
-        f'<h2>Packages</h2>{H.json_block(man.get("packages"))}'
-        f'<h2>Human approval</h2>{_approval_html(man, audit)}'
-        f'<h2>Promotion history</h2>{_history_html(audit)}'
+        f"<h2>Params</h2>{H.json_block(man.get('params'))}"
+        f"<h2>Packages</h2>{H.json_block(man.get('packages'))}"
+        f"<h2>Human approval</h2>{_approval_html(man, audit)}"
+        f"<h2>Promotion history</h2>{_history_html(audit)}"
     )
     return H.page(f"Version {v}", body, active="models", user=user)
 
@@ -426,18 +506,19 @@ def audit_page(reg, user: str, note: str = "") -> str:
     if entries:
         items = "".join(
             f'<li data-action="{H.esc(e.get("action"))}" data-version="{H.esc(e.get("version"))}">'
-            f'{H.action_badge(e.get("action"))} <b>{H.esc(e.get("at"))}</b> — '
+            f"{H.action_badge(e.get('action'))} <b>{H.esc(e.get('at'))}</b> — "
             f'<a class=mono href="{H.url("/models/" + H.seg(str(e.get("version"))))}">{H.esc(e.get("version"))}</a>'
-            f' (previous {H.esc(e.get("previous"))})<br><span class=muted>who:</span> '
-            f'{H.esc(e.get("user") or ("pipeline run " + str(e.get("run_id")) if e.get("run_id") else None))}'
-            f' · <span class=muted>why:</span> {H.esc(e.get("reason"))}</li>'
+            f" (previous {H.esc(e.get('previous'))})<br><span class=muted>who:</span> "
+            f"{H.esc(e.get('user') or ('pipeline run ' + str(e.get('run_id')) if e.get('run_id') else None))}"
+            f" · <span class=muted>why:</span> {H.esc(e.get('reason'))}</li>"
             for e in entries
         )
         body = f'<ol class="timeline" id="audit">{items}</ol>'
     else:
         body = '<p class="muted">No promotions or rollbacks yet.</p>'
-    return H.page("Audit", f"<h1>Promotion and rollback timeline</h1>{body}", active="audit", user=user,
-                  status_note=note)
+    return H.page(
+        "Audit", f"<h1>Promotion and rollback timeline</h1>{body}", active="audit", user=user, status_note=note
+    )
 
 
 def confirm_page(reg, info: dict, user: str) -> str:
@@ -449,13 +530,13 @@ def confirm_page(reg, info: dict, user: str) -> str:
         f'<h1>Confirm: {H.esc(verb)} to <span class="mono">{H.esc(v)}</span></h1>'
         f'<div class="card"><p>The champion changes from <span class="mono">{H.esc(champ)}</span> to '
         f'<span class="mono">{H.esc(v)}</span> (validation AUC {H.fmt(m.get("val_auc"))}, accuracy '
-        f'{H.fmt(m.get("val_accuracy"))}). <code>submissions/latest.csv</code> becomes this version\'s submission, '
+        f"{H.fmt(m.get('val_accuracy'))}). <code>submissions/latest.csv</code> becomes this version's submission, "
         "the audit log records your name, and the <code>turkey_champion_model</code> and "
         "<code>turkey_submission</code> asset events are emitted so downstream DAGs pick up the change.</p>"
         f'<form method="post" action="{H.url("/models/" + H.seg(v) + "/promote")}">'
         f'<input type="hidden" name="token" value="{H.esc(confirm_token(user, v))}">'
         f'<input type="hidden" name="expected_champion" value="{H.esc(champ or "")}">'
-        '<p><label>Reason (recorded in the audit log)<br>'
+        "<p><label>Reason (recorded in the audit log)<br>"
         f'<input type="text" name="reason" id="reason" value="manual {H.esc(verb)} via the console"></label></p>'
         f'<p><button class="btn danger" type="submit" id="confirm">Yes, {H.esc(verb)}</button> '
         f'<a class="btn secondary" href="{H.url("/models/" + H.seg(v))}">Cancel</a></p></form></div>'
@@ -480,22 +561,33 @@ def validation_index(run_id: str, user: str) -> str:
                 html_rel = Path(rep["report_html"]).resolve().relative_to(vdir.resolve()).as_posix()
             except ValueError:
                 html_rel = None
-        fails = "".join(f"<li><b>{H.esc(x.get('rule'))}</b>: {H.esc(x.get('message'))}</li>" for x in rep.get("failures") or [])
-        link = (f'<a href="{H.url("/runs/" + H.seg(run_id) + "/validation/" + html_rel)}">Data Docs page</a>'
-                if html_rel else "—")
+        fails = "".join(
+            f"<li><b>{H.esc(x.get('rule'))}</b>: {H.esc(x.get('message'))}</li>" for x in rep.get("failures") or []
+        )
+        link = (
+            f'<a href="{H.url("/runs/" + H.seg(run_id) + "/validation/" + html_rel)}">Data Docs page</a>'
+            if html_rel
+            else "—"
+        )
         rows.append(
-            f'<tr><td>{H.esc(rep.get("split"))}</td><td>{H.badge("passed", "promote") if rep.get("ok") else H.badge("failed", "reject")}</td>'
-            f'<td>{H.esc(rep.get("n_records"))} records · {H.esc(rep.get("file"))}'
-            f'{"<ul>" + fails + "</ul>" if fails else ""}</td><td>{link} · '
+            f"<tr><td>{H.esc(rep.get('split'))}</td><td>{H.badge('passed', 'promote') if rep.get('ok') else H.badge('failed', 'reject')}</td>"
+            f"<td>{H.esc(rep.get('n_records'))} records · {H.esc(rep.get('file'))}"
+            f"{'<ul>' + fails + '</ul>' if fails else ''}</td><td>{link} · "
             f'<a href="{H.url("/runs/" + H.seg(run_id) + "/validation/" + f.relative_to(vdir).as_posix())}">JSON</a></td></tr>'
         )
     if not rows:
-        raise ConsoleError(404, "No validation report", f"run {run_id!r} has no validation report under {vdir}",
-                           "The run may not have reached validation yet, or its folder was removed.")
-    body = (f'<h1>Validation of run <span class="mono">{H.esc(run_id)}</span></h1>'
-            f'<p><a href="{H.esc(H.run_url(DAG_ID, run_id))}" target=_top>Airflow run</a></p>'
-            f'<table style="width:auto"><thead><tr><th>File</th><th>Result</th><th>Details</th><th>Report</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+        raise ConsoleError(
+            404,
+            "No validation report",
+            f"run {run_id!r} has no validation report under {vdir}",
+            "The run may not have reached validation yet, or its folder was removed.",
+        )
+    body = (
+        f'<h1>Validation of run <span class="mono">{H.esc(run_id)}</span></h1>'
+        f'<p><a href="{H.esc(H.run_url(DAG_ID, run_id))}" target=_top>Airflow run</a></p>'
+        f'<table style="width:auto"><thead><tr><th>File</th><th>Result</th><th>Details</th><th>Report</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
     return H.page("Validation", body, user=user)
 
 
@@ -511,8 +603,21 @@ Reader = Annotated[Any, Depends(reader)]
 Editor = Annotated[Any, Depends(editor)]
 
 
+#: Validation reports are third-party HTML (GE Data Docs load scripts from CDNs): served in a sandbox, i.e. an
+#: opaque origin, so no script in them can call the Airflow API with the operator's session.
+REPORT_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
 def _html(content: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(content, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(
+        content,
+        status_code=status,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "frame-ancestors 'self'",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def create_app() -> FastAPI:
@@ -535,8 +640,12 @@ def create_app() -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         log.exception("console: unexpected error on %s", request.url.path)
-        return _html(H.error_page(500, "Internal error", f"{type(exc).__name__}: {exc}",
-                                  hint="The API server log has the details."), 500)
+        return _html(
+            H.error_page(
+                500, "Internal error", f"{type(exc).__name__}: {exc}", hint="The API server log has the details."
+            ),
+            500,
+        )
 
     @app.get("/", include_in_schema=False)
     async def index(user: Reader):
@@ -562,8 +671,12 @@ def create_app() -> FastAPI:
     def submission(version: str, user: Reader):
         reg = open_registry()
         load_version(reg, version)
-        return _file_response(reg, posixpath.join(reg.base, "models", version, "submission.csv"), "text/csv",
-                              download_name=f"submission-{version}.csv")
+        return _file_response(
+            reg,
+            posixpath.join(reg.base, "models", version, "submission.csv"),
+            "text/csv",
+            download_name=f"submission-{version}.csv",
+        )
 
     @app.get("/models/{version}/promote", response_class=HTMLResponse)
     def promote_confirm(version: str, user: Editor):
@@ -574,8 +687,14 @@ def create_app() -> FastAPI:
         return _html(confirm_page(reg, info, user.get_name()))
 
     @app.post("/models/{version}/promote")
-    def promote(request: Request, version: str, user: Editor, token: Annotated[str, Form()] = "",
-                reason: Annotated[str, Form()] = "", expected_champion: Annotated[str, Form()] = ""):
+    def promote(
+        request: Request,
+        version: str,
+        user: Editor,
+        token: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
+        expected_champion: Annotated[str, Form()] = "",
+    ):
         name = user.get_name()
         _check_same_origin(request)
         _check_confirm(token, name, version)
@@ -585,22 +704,41 @@ def create_app() -> FastAPI:
         if champ == version:
             raise ConsoleError(409, "Already the champion", f"{version} is already the champion; nothing was changed")
         if (champ or "") != expected_champion:
-            raise ConsoleError(409, "Champion changed", f"the champion changed to {champ} since the confirmation page "
-                               f"was opened (it was {expected_champion or 'none'}); nothing was changed",
-                               "Open the version page again and re-confirm.")
+            raise ConsoleError(
+                409,
+                "Champion changed",
+                f"the champion changed to {champ} since the confirmation page "
+                f"was opened (it was {expected_champion or 'none'}); nothing was changed",
+                "Open the version page again and re-confirm.",
+            )
         assets_ready()
-        why = " ".join(reason.split())[:300] or f"manual rollback by {name} via the console"
-        pointer = _rollback(reg, version, name, why, champ)
+        verb = _verb(reg, version, champ)
+        why = " ".join(reason.split())[:300] or f"manual {verb} by {name} via the console"
+        action = "rollback" if verb == "roll back" else "promote"
+        pointer = change_champion(reg, version, name, why, champ, action)
         metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
-        emit_champion_events(version, metrics, info["model"], reg.submission_path(), reg.submission_path(version))
-        log.info("console: %s made %s the champion (previous %s): %s", name, version, pointer.get("previous"), why)
+        announce(version, metrics, info["model"], reg.submission_path(), reg.submission_path(version))
+        log.info(
+            "console: %s made %s the champion (%s, previous %s): %s",
+            name,
+            version,
+            action,
+            pointer.get("previous"),
+            why,
+        )
         return RedirectResponse(H.url("/audit", done=version), status_code=303)
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(user: Reader, done: str | None = None):
-        note = (f'<div class="card ok" id="done">Champion is now <span class="mono">{H.esc(done)}</span>; '
-                "recorded below and announced to downstream DAGs.</div>" if done else "")
-        return _html(audit_page(open_registry(), user.get_name(), note))
+        reg = open_registry()
+        # the banner only repeats what the registry says (a crafted ?done= link announces nothing)
+        note = (
+            f'<div class="card ok" id="done">Champion is now <span class="mono">{H.esc(done)}</span>; '
+            "recorded below and announced to downstream DAGs.</div>"
+            if done and done == read_registry(reg.champion_version)
+            else ""
+        )
+        return _html(audit_page(reg, user.get_name(), note))
 
     @app.get("/runs/{run_id}/validation", response_class=HTMLResponse)
     def validation(run_id: str, user: Reader):
@@ -613,23 +751,64 @@ def create_app() -> FastAPI:
         if vdir not in target.parents or not target.is_file():
             raise ConsoleError(404, "Not found", f"no file {path!r} in the validation report of run {run_id!r}")
         media = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        return Response(target.read_bytes(), media_type=media)
+        return Response(target.read_bytes(), media_type=media, headers=REPORT_HEADERS)
 
     return app
 
 
-def _rollback(reg, version: str, user: str, reason: str, expected: str | None) -> dict:
-    """Make ``version`` the champion through the registry's public API; audited with the user's name."""
-    from ml.errors import RegistryDamaged, RegistryError, TurkeyError
+def _events_hint(version: str) -> str:
+    return (
+        f"Send them by hand: POST /api/v2/assets/events for the assets turkey_champion_model and "
+        f'turkey_submission, with extra {{"version": "{version}"}} (the DAG\'s promote task sends the same).'
+    )
+
+
+def change_champion(reg, version: str, user: str, reason: str, expected: str | None, action: str) -> dict:
+    """Make ``version`` the champion through the registry's public API (compare-and-set on ``expected``),
+    audited as ``action`` with the user's name. Refusals are 409 with nothing changed; a failure after the
+    promotion was decided (e.g. disk full while writing ``latest.csv``) is 503 saying so and naming the repair."""
+    from ml.errors import EnvironmentFault, RegistryDamaged, RegistryError, TurkeyError
 
     try:
-        # compare-and-set: refused if another promotion landed since the check above
-        return reg.rollback(version, user=user, reason=reason, via="console", expect_previous=expected)
+        return reg.promote(version, reason=reason, action=action, user=user, via="console", expect_previous=expected)
     except RegistryDamaged as exc:
         raise ConsoleError(503, "Registry damaged", str(exc)) from None
-    except RegistryError as exc:
+    except (EnvironmentFault, OSError) as exc:
+        problem = str(exc) if isinstance(exc, EnvironmentFault) else f"{type(exc).__name__}: {exc}"
+        try:
+            decided = reg.champion_version() == version
+        except Exception:  # noqa: BLE001 - cannot tell: say so rather than guess
+            decided = None
+        if decided is False:
+            raise ConsoleError(
+                503,
+                "Registry not writable",
+                f"{problem}; nothing was changed",
+                "Free space or fix the mount, then try again.",
+            ) from None
+        state = "decided but not finished" if decided else "may have been decided but not finished"
+        raise ConsoleError(
+            503,
+            f"{action.capitalize()} {state}",
+            f"the {action} to {version} was {state}: {problem}. Readers already report {version} "
+            "as the champion; the asset events were NOT sent",
+            "Free space, run `turkey models doctor --repair` to finish it, then announce it. " + _events_hint(version),
+        ) from None
+    except (RegistryError, TurkeyError) as exc:
         raise ConsoleError(409, "Not changed", str(exc)) from None
-    except TurkeyError as exc:
-        raise ConsoleError(409, "Not changed", str(exc)) from None
-    except OSError as exc:
-        raise ConsoleError(503, "Registry not writable", f"{type(exc).__name__}: {exc}") from None
+
+
+def announce(version: str, metrics: dict, model_path: str, submission: str, versioned: str) -> None:
+    """:func:`emit_champion_events` after the champion changed; a failure is a page saying plainly that the
+    champion changed but downstream DAGs were not told, and how to send the events."""
+    try:
+        emit_champion_events(version, metrics, model_path, submission, versioned)
+    except Exception as exc:  # noqa: BLE001 - the change is done; say exactly what is missing
+        log.exception("console: %s is the champion but its asset events were not sent", version)
+        raise ConsoleError(
+            500,
+            "Champion changed, events not sent",
+            f"{version} is now the champion (recorded in the audit log), but the asset events were "
+            f"NOT sent, so downstream DAGs have not been told: {type(exc).__name__}: {exc}",
+            _events_hint(version),
+        ) from None
