@@ -270,12 +270,9 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # disk full / read-only / permission denied: one line, exit 1
-        from ml.fsutil import environment_fault
+        from ml.fsutil import as_environment_fault
 
-        fault = environment_fault(exc, exc.filename or "a file")
-        if fault is None:
-            raise
-        print(f"error: {fault}", file=sys.stderr)
+        print(f"error: {as_environment_fault(exc)}", file=sys.stderr)
         return 1
     except ValueError as exc:  # bad option values (e.g. an unknown recipe preset)
         print(f"error: {exc}", file=sys.stderr)

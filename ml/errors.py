@@ -50,6 +50,11 @@ class RegistryError(TurkeyError):
     """The model registry refused an operation (unknown version, busy lock, changed champion)."""
 
 
+class RegistryBusy(RegistryError):
+    """Another promotion held the registry lock for longer than the wait allowed. Transient: unlike other
+    TurkeyErrors, Airflow tasks let it through as an ordinary exception, so the task is retried."""
+
+
 class RegistryDamaged(RegistryError):
     """A registry file is unreadable or points at something missing. Names the file and the repair."""
 

@@ -44,6 +44,15 @@ def environment_fault(exc: BaseException, path) -> EnvironmentFault | None:
     return None
 
 
+def as_environment_fault(exc: OSError) -> EnvironmentFault:
+    """The one-line :class:`EnvironmentFault` for a raw ``OSError`` that escaped to a top level (the CLI, an
+    Airflow task); any other ``OSError`` is re-raised unchanged."""
+    fault = environment_fault(exc, exc.filename or "a file")
+    if fault is None:
+        raise exc
+    return fault
+
+
 @contextmanager
 def environment_errors(path) -> Iterator[None]:
     """Re-raise disk-full / read-only / permission errors inside the block as :class:`EnvironmentFault`."""

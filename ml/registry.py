@@ -73,7 +73,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ml.config import artifacts_root, safe_name
-from ml.errors import RegistryDamaged, RegistryError, TurkeyError
+from ml.errors import EnvironmentFault, RegistryBusy, RegistryDamaged, RegistryError, TurkeyError
 from ml.faults import fault_point
 from ml.fsutil import TMP_PREFIX, atomic_output, environment_errors, fsync_dir
 
@@ -158,7 +158,7 @@ class _FileLock:
                     raise
             if time.monotonic() >= deadline:
                 os.close(fd)
-                raise RegistryError(
+                raise RegistryBusy(
                     f"the registry is busy: another promotion has held {self.path} for over {self.timeout:.0f}s; "
                     "retry later (a crashed holder releases it automatically)"
                 )
@@ -195,20 +195,33 @@ class _ObjectLock:
             self.fs.pipe_file(self.path, body)
             return True
 
+    def _holder(self) -> dict:
+        """The lock object's body (``token``, ``pid``, ``at``); {} when it vanished or is half-visible."""
+        try:
+            body = json.loads(self.fs.cat_file(self.path))
+        except Exception:  # noqa: BLE001 - vanished or half-visible: treated as not ours / not stale
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _remove_if_held_by(self, token) -> None:
+        """Delete the lock object only if it still carries ``token``. Without a conditional delete in fsspec,
+        another holder can still slip in between this re-read and the delete: a narrow race window that a
+        backend with conditional deletes (or an external lock) closes."""
+        if token is not None and self._holder().get("token") == token:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self.path)
+
     def __enter__(self):
         deadline = time.monotonic() + self.timeout
         while not self._try_create():
-            try:
-                held_since = json.loads(self.fs.cat_file(self.path)).get("at", 0)
-            except Exception:  # noqa: BLE001 - vanished or half-visible: just retry
-                held_since = time.time()
+            holder = self._holder()
+            held_since = holder.get("at", time.time())
             if time.time() - held_since > self.stale_after:
                 log.warning("breaking stale registry lock %s (held since %s)", self.display, held_since)
-                with contextlib.suppress(FileNotFoundError):
-                    self.fs.rm_file(self.path)
+                self._remove_if_held_by(holder.get("token"))  # not a fresh lock another waiter just took
                 continue
             if time.monotonic() >= deadline:
-                raise RegistryError(
+                raise RegistryBusy(
                     f"the registry is busy: another promotion has held {self.display} for over {self.timeout:.0f}s; "
                     "retry later"
                 )
@@ -216,8 +229,7 @@ class _ObjectLock:
         return self
 
     def __exit__(self, *exc):
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self.path)
+        self._remove_if_held_by(self.token)  # if ours was broken as stale, the next holder's lock stays
 
 
 class Registry:
@@ -399,7 +411,7 @@ class Registry:
             try:
                 with self._locked(timeout=0):
                     self._roll_forward()
-            except TurkeyError as exc:
+            except (RegistryBusy, EnvironmentFault) as exc:  # another promoter at work, or read-only access
                 log.info("unfinished promotion %s not finished by this reader: %s", intent.get("id"), exc)
                 return intent["pointer"]
         return self._read_pointer()
@@ -428,8 +440,9 @@ class Registry:
         d = self._p("audit")
         if not self.fs.isdir(d):
             return []
-        return sorted(p for p in self.fs.ls(d, detail=False)
-                      if p.endswith(".json") and not posixpath.basename(p).startswith("."))  # not temporaries
+        return sorted(
+            p for p in self.fs.ls(d, detail=False) if p.endswith(".json") and not posixpath.basename(p).startswith(".")
+        )  # not temporaries
 
     def audit(self) -> list[dict]:
         """Every audit entry, oldest first (``action``, ``version``, ``previous``, ``reason``, ``at``, ...)."""
@@ -500,7 +513,8 @@ class Registry:
                     "run_id": man.get("run_id"),
                     "val_accuracy": m.get("val_accuracy"),
                     "val_auc": m.get("val_auc"),
-                    "gate": "rejected" if decided.get(v, {}).get("decision") == "rejected"
+                    "gate": "rejected"
+                    if decided.get(v, {}).get("decision") == "rejected"
                     else man.get("gate", {}).get("decision"),
                     "decision": decided.get(v),
                     "ever_promoted": v in promoted,
@@ -592,7 +606,10 @@ class Registry:
         if self.local:
             return _FileLock(self._p(LOCK_NAME), timeout)
         return _ObjectLock(
-            self.fs, self._p(LOCK_NAME), self.display(self._p(LOCK_NAME)), timeout,
+            self.fs,
+            self._p(LOCK_NAME),
+            self.display(self._p(LOCK_NAME)),
+            timeout,
             _env_float("TURKEY_REGISTRY_LOCK_STALE_S", 600.0),
         )
 
@@ -648,11 +665,14 @@ class Registry:
         if intent is None:  # cannot be produced by this code (atomic writes); damage from outside
             raise RegistryDamaged(self.display(path), "unreadable promotion intent", REPAIR_HINT)
         try:
-            self.missing_files(intent["version"])
+            missing = self.missing_files(intent["version"])
+            problem = f"missing {', '.join(missing)}" if missing else None
         except TurkeyError as exc:
+            problem = str(exc)
+        if problem:
             raise RegistryDamaged(
-                self.display(path), f"unfinished promotion of {intent['version']!r} cannot finish ({exc})"
-            ) from None
+                self.display(path), f"unfinished promotion of {intent['version']!r} cannot finish ({problem})"
+            )
         log.warning("finishing an interrupted promotion of %s (id %s)", intent["version"], intent["id"])
         self._apply(intent)
         return intent
@@ -683,33 +703,64 @@ class Registry:
         """
         if approval is not None:
             details["approval"] = approval
+        if version not in ("champion", "latest"):
+            # versions are immutable, so their files are hashed before the lock (on an object store this
+            # downloads the model; holding the lock that long invites a stale-lock break)
+            self._verify_promotable(version)
         with self._locked():
             fault_point("promote:after_lock")
             self._roll_forward()
-            version = self.resolve(version)
-            problems = self.verify_version(version)  # complete and unchanged since register
-            if problems:
-                raise RegistryError(f"version {version} is damaged ({'; '.join(problems)}); not promoted")
+            if version in ("champion", "latest"):
+                version = self.resolve(version)
+                self._verify_promotable(version)
             previous, damage = self._current_for_update()
+            if previous == version and action == "promote" and damage is None:
+                return self._read_pointer()  # a retried promote (also past expect_previous): nothing to change
             if expect_previous is not _ANY and previous != expect_previous:
                 raise RegistryError(
-                    f"the champion changed: expected {expect_previous}, found {previous}; {version} not promoted"
+                    f"the champion changed since it was compared: expected {expect_previous}, found {previous}; "
+                    f"{version} not promoted (re-run to compare with the current champion, or force_promote)"
                 )
-            if previous == version and action == "promote" and damage is None:
-                return self._read_pointer()  # a retried promote: nothing to change
             if damage is not None:
                 details["repaired_pointer"] = f"{self.pointer_path} was damaged: {damage}"
             return self._commit(version, previous, action, reason, details)
 
+    def _verify_promotable(self, version: str) -> None:
+        """Refuse (RegistryError) an unknown version, or one whose files are missing or changed since register."""
+        version = self.resolve(version)
+        problems = self.verify_version(version)
+        if problems:
+            raise RegistryError(f"version {version} is damaged ({'; '.join(problems)}); not promoted")
+
     def _commit(self, version: str, previous: str | None, action: str, reason: str, details: dict) -> dict:
         promotion_id = uuid.uuid4().hex[:12]
         at = now_iso()
-        pointer = {"version": version, "promoted_at": at, "previous": previous, "reason": reason,
-                   "promotion_id": promotion_id, **details}
-        entry = {"action": action, "version": version, "previous": previous, "reason": reason, "at": at,
-                 "promotion_id": promotion_id, **details}
-        intent = {"id": promotion_id, "version": version, "previous": previous, "action": action,
-                  "audit_name": self._next_audit_name(promotion_id), "pointer": pointer, "audit": entry}
+        pointer = {
+            "version": version,
+            "promoted_at": at,
+            "previous": previous,
+            "reason": reason,
+            "promotion_id": promotion_id,
+            **details,
+        }
+        entry = {
+            "action": action,
+            "version": version,
+            "previous": previous,
+            "reason": reason,
+            "at": at,
+            "promotion_id": promotion_id,
+            **details,
+        }
+        intent = {
+            "id": promotion_id,
+            "version": version,
+            "previous": previous,
+            "action": action,
+            "audit_name": self._next_audit_name(promotion_id),
+            "pointer": pointer,
+            "audit": entry,
+        }
         self._write_bytes(self._p(INTENT_NAME), _json_bytes(intent))
         fault_point("promote:after_intent")
         self._apply(intent)
@@ -718,18 +769,37 @@ class Registry:
     def rollback(self, version: str, user: str | None = None, reason: str | None = None, **details) -> dict:
         """Operator override: make an earlier (or any) version the champion again; audited with ``user``."""
         user = user or os.environ.get("USER") or "unknown"
-        return self.promote(version, reason=reason or f"manual promote by {user}", action="rollback", user=user,
-                            **details)
+        return self.promote(
+            version, reason=reason or f"manual promote by {user}", action="rollback", user=user, **details
+        )
 
     def record_rejection(self, version: str, user: str | None = None, reason: str = "", **details) -> dict:
-        """Audit that a human rejected promoting ``version`` (the pointer does not move). Returns the entry."""
+        """Audit that a human rejected promoting ``version`` (the pointer does not move). Returns the entry.
+
+        With a ``run_id`` (the HITL task's run) the entry's id is derived from (run, version), so a retried
+        task finds its entry already written and writes no second one.
+        """
         version = self.resolve(version)
         user = user or os.environ.get("USER") or "unknown"
+        run_id = details.get("run_id")
         with self._locked():
             self._roll_forward()
-            promotion_id = uuid.uuid4().hex[:12]
-            entry = {"action": "rejected", "version": version, "reason": reason or f"rejected by {user}",
-                     "user": user, "at": now_iso(), "promotion_id": promotion_id, **details}
+            if run_id:
+                promotion_id = hashlib.sha256(f"{run_id}\n{version}\nrejected".encode()).hexdigest()[:12]
+                for name in self._audit_names():
+                    if name.endswith(f"-{promotion_id}.json"):
+                        return self._read_json(name)
+            else:
+                promotion_id = uuid.uuid4().hex[:12]
+            entry = {
+                "action": "rejected",
+                "version": version,
+                "reason": reason or f"rejected by {user}",
+                "user": user,
+                "at": now_iso(),
+                "promotion_id": promotion_id,
+                **details,
+            }
             self._write_bytes(self._p("audit", self._next_audit_name(promotion_id)), _json_bytes(entry, indent=None))
         return entry
 
@@ -775,8 +845,11 @@ class Registry:
                 temporary = name.startswith(".") and ".tmp-" in name
                 # object stores: a version whose upload never reached its manifest (locally a version folder
                 # appears whole by rename, so a manifest-less one there is damage, not an orphan)
-                unfinished_upload = not self.local and not name.startswith(".") and not self.fs.isfile(
-                    posixpath.join(models, name, "manifest.json"))
+                unfinished_upload = (
+                    not self.local
+                    and not name.startswith(".")
+                    and not self.fs.isfile(posixpath.join(models, name, "manifest.json"))
+                )
                 if (temporary or unfinished_upload) and old_enough(entry):
                     found.append(entry)
         for folder in (self.base, self._p("submissions"), self._p("audit")):
@@ -823,8 +896,9 @@ class Registry:
         findings: list[dict] = []
 
         def add(check, path, problem, action, repaired=False):
-            findings.append({"check": check, "path": self.display(path), "problem": problem, "action": action,
-                             "repaired": repaired})
+            findings.append(
+                {"check": check, "path": self.display(path), "problem": problem, "action": action, "repaired": repaired}
+            )
 
         versions = self.versions()
         damaged_versions: dict[str, list[str]] = {}
@@ -832,12 +906,19 @@ class Registry:
             problems = self.verify_version(v)
             if problems:
                 damaged_versions[v] = problems
-                add("version", self._p("models", v), "; ".join(problems),
+                add(
+                    "version",
+                    self._p("models", v),
+                    "; ".join(problems),
                     "immutable version damaged: not repairable; promote another version if it is the champion "
-                    "(turkey models promote VERSION) and re-run the pipeline to rebuild it")
+                    "(turkey models promote VERSION) and re-run the pipeline to rebuild it",
+                )
 
-        lock = self._locked(timeout=_env_float("TURKEY_REGISTRY_LOCK_TIMEOUT_S", 120.0)) if repair else \
-            contextlib.nullcontext()
+        lock = (
+            self._locked(timeout=_env_float("TURKEY_REGISTRY_LOCK_TIMEOUT_S", 120.0))
+            if repair
+            else contextlib.nullcontext()
+        )
         with lock:
             intent = self._read_intent()
             if self.fs.isfile(self._p(INTENT_NAME)):
@@ -848,26 +929,36 @@ class Registry:
                         add("intent", self._p(INTENT_NAME), f"unfinished {what}", "finished (rolled forward)", True)
                     except RegistryDamaged as exc:
                         self._remove(self._p(INTENT_NAME))
-                        add("intent", self._p(INTENT_NAME), exc.problem,
-                            "discarded: the promotion could not finish; the pointer is checked below", True)
+                        add(
+                            "intent",
+                            self._p(INTENT_NAME),
+                            exc.problem,
+                            "discarded: the promotion could not finish; the pointer is checked below",
+                            True,
+                        )
                 else:
                     add("intent", self._p(INTENT_NAME), f"unfinished {what}", f"run `{REPAIR_HINT}` to finish it")
 
             self._doctor_pointer(add, repair, damaged_versions)
-            self._doctor_audit(add)
 
-            if repair:
-                for path in self.remove_orphans(orphan_min_age_s):
-                    add("orphan", path, "left by an interrupted writer", "removed", True)
-            else:
-                for path in self._orphans(orphan_min_age_s):
-                    add("orphan", path, "left by an interrupted writer", f"run `{REPAIR_HINT}` to remove it")
+        # outside the lock: reading every audit entry and deleting orphans (old enough that no writer still
+        # uses them) need no exclusion, and promoters should not wait for them
+        self._doctor_audit(add)
+        if repair:
+            for path in self.remove_orphans(orphan_min_age_s):
+                add("orphan", path, "left by an interrupted writer", "removed", True)
+        else:
+            for path in self._orphans(orphan_min_age_s):
+                add("orphan", path, "left by an interrupted writer", f"run `{REPAIR_HINT}` to remove it")
 
         return {
             "ok": all(f["repaired"] for f in findings),
             "findings": findings,
-            "checked": {"versions": len(versions), "audit_entries": len(self._audit_names()),
-                        "champion": self._champion_or_none()},
+            "checked": {
+                "versions": len(versions),
+                "audit_entries": len(self._audit_names()),
+                "champion": self._champion_or_none(),
+            },
         }
 
     def _champion_or_none(self) -> str | None:
@@ -892,15 +983,24 @@ class Registry:
             target = last.get("version") if last else None
             usable = target is not None and target in self.versions() and target not in damaged_versions
             if usable and repair and (pointer is None or pointer.get("version") != target):
-                self._commit(target, target, "repair", f"repaired by turkey models doctor: champion.json {problem}",
-                             {"repaired_pointer": f"{self.display(pointer_path)}: {problem}"})
+                self._commit(
+                    target,
+                    target,
+                    "repair",
+                    f"repaired by turkey models doctor: champion.json {problem}",
+                    {"repaired_pointer": f"{self.display(pointer_path)}: {problem}"},
+                )
                 add("pointer", pointer_path, problem, f"restored to the last audited champion {target} (audited)", True)
             elif usable and pointer is None:
                 add("pointer", pointer_path, problem, f"run `{REPAIR_HINT}` to restore it to {target}")
             else:
-                add("pointer", pointer_path, problem,
+                add(
+                    "pointer",
+                    pointer_path,
+                    problem,
                     "no intact audited champion to restore: promote a complete version with "
-                    "`turkey models promote VERSION`")
+                    "`turkey models promote VERSION`",
+                )
             return
         if pointer is None:
             return
@@ -914,12 +1014,20 @@ class Registry:
                 wrong.append((path, "missing" if have is None else f"differs from the champion {version}'s submission"))
         if wrong and repair:  # the same transaction as a promotion re-copies both and re-writes the pointer
             what = "; ".join(f"{posixpath.basename(p)} {problem}" for p, problem in wrong)
-            carried = {k: v for k, v in pointer.items()
-                       if k not in ("version", "promoted_at", "previous", "reason", "promotion_id")}
+            carried = {
+                k: v
+                for k, v in pointer.items()
+                if k not in ("version", "promoted_at", "previous", "reason", "promotion_id")
+            }
             self._commit(version, version, "repair", f"repaired by turkey models doctor: {what}", carried)
         for path, problem in wrong:
-            add("submission", path, problem,
-                f"re-copied from {version} (audited)" if repair else f"run `{REPAIR_HINT}` to re-copy it", repair)
+            add(
+                "submission",
+                path,
+                problem,
+                f"re-copied from {version} (audited)" if repair else f"run `{REPAIR_HINT}` to re-copy it",
+                repair,
+            )
 
     def _last_pointer_entry_or_none(self) -> dict | None:
         try:
@@ -938,6 +1046,10 @@ class Registry:
             if entry.get("action") not in POINTER_ACTIONS:
                 continue
             if prior is not None and entry.get("previous") != prior:
-                add("audit", path, f"previous={entry.get('previous')} but the prior audited champion is {prior} "
-                    "(an update was lost)", "not repairable (history)")
+                add(
+                    "audit",
+                    path,
+                    f"previous={entry.get('previous')} but the prior audited champion is {prior} (an update was lost)",
+                    "not repairable (history)",
+                )
             prior = entry.get("version")

@@ -68,8 +68,13 @@ def test_consumer_reads_event_extra_and_csv(tmp_path, monkeypatch):
     event = types.SimpleNamespace(extra={"version": "v1", "path": str(csv_path), "metrics": {"val_auc": 0.97}})
     monkeypatch.setattr(consumer, "get_current_context", lambda: {"triggering_asset_events": {SUBMISSION: [event]}})
     summary = consumer.summarise_submission()
-    assert summary == {"version": "v1", "rows": 3, "predicted_turkeys": 2, "mean_probability": 0.6,
-                       "metrics": {"val_auc": 0.97}}
+    assert summary == {
+        "version": "v1",
+        "rows": 3,
+        "predicted_turkeys": 2,
+        "mean_probability": 0.6,
+        "metrics": {"val_auc": 0.97},
+    }
 
 
 @pytest.mark.parametrize(
@@ -98,10 +103,20 @@ def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch
     for f in VERSION_FILES:
         (cand / f).write_text(f"{f}\n")
     (cand / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9, "val_auc": 0.95}))
-    run = types.SimpleNamespace(dag_id="turkey_training", run_id="manual__1", run_after=datetime(2026, 11, 2, tzinfo=UTC),
-                                start_date=datetime(2026, 11, 2, tzinfo=UTC))
-    params = {"auc_tolerance": 0.005, "force_promote": False, "train_file": "landing/train.json",
-              "test_file": "landing/test.json", "min_gate_records": 100, "val_fraction": 0.25}
+    run = types.SimpleNamespace(
+        dag_id="turkey_training",
+        run_id="manual__1",
+        run_after=datetime(2026, 11, 2, tzinfo=UTC),
+        start_date=datetime(2026, 11, 2, tzinfo=UTC),
+    )
+    params = {
+        "auc_tolerance": 0.005,
+        "force_promote": False,
+        "train_file": "landing/train.json",
+        "test_file": "landing/test.json",
+        "min_gate_records": 100,
+        "val_fraction": 0.25,
+    }
     ctx = {"params": params, "dag_run": run, "outlet_events": FakeEvents()}
     monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
     validated = {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {}}
@@ -127,3 +142,48 @@ def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch
     events = ctx["outlet_events"]
     assert events[MODEL].extra["version"] == events[SUBMISSION].extra["version"] == first["version"]
     assert events[SUBMISSION].extra["path"] == reg.submission_path()
+
+
+def test_promote_task_refuses_to_overwrite_a_champion_changed_after_the_gate(tmp_path, monkeypatch):
+    """An operator's rollback made while the run trained or waited for approval is not silently replaced."""
+    import json
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.registry import VERSION_FILES, Registry
+    from turkey_airflow import tasks
+
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "art"))
+    reg = Registry()
+    for v in ("v1", "v2", "v3"):
+        cand = tmp_path / f"cand-{v}"
+        cand.mkdir()
+        for f in VERSION_FILES:
+            (cand / f).write_text(f"{v}:{f}\n")
+        (cand / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9, "val_auc": 0.95}))
+        reg.register(v, cand, {"run_id": f"r-{v}"})
+    reg.promote("v2", reason="pipeline")
+    run = types.SimpleNamespace(run_id="manual__3")
+    ctx = {"params": {"require_approval": False}, "dag_run": run, "outlet_events": FakeEvents()}
+    monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
+    registered = {
+        "promote": True,
+        "version": "v3",
+        "reason": "better than v2",
+        "force_promote": False,
+        "champion_version": "v2",
+    }  # what the gate compared with
+    reg.rollback("v1", user="ops", reason="v2 misbehaves")  # after the gate, before promote
+    with pytest.raises(
+        AirflowFailException,
+        match=r"^the champion changed since it was compared: expected v2, "
+        r"found v1; v3 not promoted",
+    ) as exc:
+        tasks.promote(registered)
+    assert "\n" not in str(exc.value)
+    assert reg.champion_version() == "v1" and [e["action"] for e in reg.audit()] == ["promote", "rollback"]
+    assert tasks.promote({**registered, "champion_version": "v1"})["previous"] == "v1"  # a fresh comparison
+    assert tasks.promote({**registered, "champion_version": "v1"})["version"] == "v3"  # retried: no error
+    assert [e["action"] for e in reg.audit()] == ["promote", "rollback", "promote"]
+    reg.rollback("v1", user="ops", reason="again")
+    assert tasks.promote({**registered, "force_promote": True})["previous"] == "v1"  # forced: no comparison

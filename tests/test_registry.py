@@ -69,8 +69,16 @@ def test_gates():
     assert accuracy_gate({"val_accuracy": 0.9}, 0.85)["passed"]
     with pytest.raises(GateError, match=r"0\.8000.*0\.8500"):
         accuracy_gate({"val_accuracy": 0.8}, 0.85)
-    cmp = {"method": "delong", "confidence": 0.95, "n": 300, "challenger_auc": 0.90, "champion_auc": 0.93,
-           "difference": -0.03, "ci_low": -0.04, "ci_high": -0.02}  # more cases: tests/test_gate.py
+    cmp = {
+        "method": "delong",
+        "confidence": 0.95,
+        "n": 300,
+        "challenger_auc": 0.90,
+        "champion_auc": 0.93,
+        "difference": -0.03,
+        "ci_low": -0.04,
+        "ci_high": -0.02,
+    }  # more cases: tests/test_gate.py
     m = {"val_auc": 0.90, "champion_comparison": cmp}
     assert champion_gate({"val_auc": 0.9}, None, 0.01)["promote"]
     assert not champion_gate(m, "v1", 0.01)["promote"]
@@ -79,10 +87,9 @@ def test_gates():
     assert forced["promote"] and "forced" in forced["reason"]
 
 
-def _reader(path, stop_at, bad):
-    import time
-
-    while time.time() < stop_at:
+def _reader(path, started, stop, bad, reads):
+    while True:
+        done = stop.is_set()  # one more full read after the flips ended
         try:
             text = path.read_text()
         except FileNotFoundError:
@@ -90,24 +97,29 @@ def _reader(path, stop_at, bad):
         lines = text.splitlines()
         if not text.endswith("\n") or lines[0] != "vid_id,is_turkey" or len(lines) not in (2001, 3001):
             bad.value += 1
+        reads.value += 1
+        started.set()
+        if done:
+            return
 
 
 def test_reader_racing_a_publish_never_sees_a_partial_file(tmp_path):
-    import time
-
     reg = Registry(tmp_path / "art")
     reg.register("v1", _candidate(tmp_path, "c1", 2000), {})
     reg.register("v2", _candidate(tmp_path, "c2", 3000), {})
     reg.promote("v1", reason="start")
-    bad = mp.Value("i", 0)
-    proc = mp.get_context("fork").Process(
-        target=_reader, args=(Path(reg.submission_path()), time.time() + 1.5, bad)
-    )
+    ctx = mp.get_context("fork")
+    started, stop, bad, reads = ctx.Event(), ctx.Event(), ctx.Value("i", 0), ctx.Value("i", 0)
+    proc = ctx.Process(target=_reader, args=(Path(reg.submission_path()), started, stop, bad, reads))
     proc.start()
-    for i in range(40):
+    assert started.wait(60), "reader never read the file"
+    first_reads = reads.value
+    for i in range(40):  # every flip happens while the reader is reading in a loop
         reg.promote("v2" if i % 2 == 0 else "v1", reason="flip")
-    proc.join()
-    assert bad.value == 0
+    stop.set()
+    proc.join(60)
+    assert proc.exitcode == 0 and bad.value == 0
+    assert reads.value > first_reads  # it read during the flips, not only before them
     assert os.path.getsize(reg.submission_path()) > 0
 
 
@@ -184,7 +196,7 @@ def test_compare_and_set_refuses_a_changed_champion(tmp_path):
 
     reg = _reg_with(tmp_path)
     reg.promote("v1", reason="first", expect_previous=None)
-    with pytest.raises(RegistryError, match="the champion changed: expected None, found v1"):
+    with pytest.raises(RegistryError, match="the champion changed since it was compared: expected None, found v1"):
         reg.promote("v2", reason="stale decision", expect_previous=None)
     reg.promote("v2", reason="fresh", expect_previous="v1")
     assert reg.champion_version() == "v2"
@@ -258,10 +270,15 @@ def test_environment_errors_become_one_line_faults_and_leave_nothing(tmp_path):
     from ml.fsutil import atomic_output
 
     target = tmp_path / "out.bin"
-    for code, words in ((errno.ENOSPC, "disk full"), (errno.EROFS, "read-only file system"),
-                        (errno.EACCES, "permission denied")):
-        with pytest.raises(EnvironmentFault, match=f"^{words} while writing {target}: ") as exc, \
-                atomic_output(target) as tmp:
+    for code, words in (
+        (errno.ENOSPC, "disk full"),
+        (errno.EROFS, "read-only file system"),
+        (errno.EACCES, "permission denied"),
+    ):
+        with (
+            pytest.raises(EnvironmentFault, match=f"^{words} while writing {target}: ") as exc,
+            atomic_output(target) as tmp,
+        ):
             tmp.write_bytes(b"half")
             raise OSError(code, os.strerror(code))
         assert "\n" not in str(exc.value)
@@ -315,5 +332,147 @@ def test_tasks_and_cli_turn_a_raw_environment_oserror_into_one_line(capsys, monk
     parser._subparsers._group_actions[0].choices["demo-data"].set_defaults(func=lambda a: full())
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     assert cli.main(["demo-data", "--out", "/tmp/unused"]) == 1
-    assert capsys.readouterr().err == "error: disk full while writing /x/data-docs/index.html: free space on that " \
-                                      "filesystem, then clear the task\n"
+    assert (
+        capsys.readouterr().err == "error: disk full while writing /x/data-docs/index.html: free space on that "
+        "filesystem, then clear the task\n"
+    )
+
+
+# ---------------------------------------------------------------- review fixes (H-FIX)
+def _decided_but_unfinished(reg, monkeypatch, version):
+    """A promotion of ``version`` whose intent was written, then the promoter stopped (disk full)."""
+    from ml.errors import EnvironmentFault
+
+    with monkeypatch.context() as m:
+
+        def stop(self, intent):
+            raise EnvironmentFault("latest.csv", "disk full", "free space")
+
+        m.setattr(Registry, "_apply", stop)
+        with pytest.raises(EnvironmentFault):
+            reg.promote(version, reason="interrupted")
+    assert (Path(reg.root) / ".promotion-intent.json").is_file()
+
+
+def test_champion_raises_when_an_unfinished_promotion_names_a_broken_version(tmp_path, monkeypatch):
+    from ml.errors import RegistryDamaged
+
+    reg = _reg_with(tmp_path)
+    reg.promote("v1", reason="first")
+    _decided_but_unfinished(reg, monkeypatch, "v2")
+    vdir = Path(reg.version_dir("v2"))
+    vdir.chmod(0o755)
+    (vdir / "model.keras").unlink()
+    with pytest.raises(RegistryDamaged, match=r"promotion-intent\.json.*v2.*cannot finish"):
+        reg.champion()  # never the broken version as "champion"
+
+
+def test_champion_reports_the_decided_promotion_while_the_lock_is_busy(tmp_path, monkeypatch):
+    reg = _reg_with(tmp_path)
+    reg.promote("v1", reason="first")
+    _decided_but_unfinished(reg, monkeypatch, "v2")
+    with reg._locked():  # another promoter at work: the reader cannot finish it, reports the decision
+        assert Registry(reg.root).champion_version() == "v2"
+    assert reg.champion_version() == "v2" and not (Path(reg.root) / ".promotion-intent.json").exists()
+
+
+def test_a_busy_lock_is_its_own_error_that_tasks_let_airflow_retry(tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.errors import RegistryBusy, RegistryError
+    from turkey_airflow.tasks import _fail_cleanly
+
+    reg = _reg_with(tmp_path)
+    monkeypatch.setenv("TURKEY_REGISTRY_LOCK_TIMEOUT_S", "0.1")
+    with reg._locked():
+        with pytest.raises(RegistryBusy, match="registry is busy"):
+            Registry(reg.root).promote("v1", reason="x")
+        with pytest.raises(RegistryBusy):  # not AirflowFailException: the task's retries apply
+            _fail_cleanly(lambda: Registry(reg.root).promote("v1", reason="x"))()
+
+    def refused():
+        raise RegistryError("the champion changed")
+
+    with pytest.raises(AirflowFailException):  # every other registry refusal still fails at once
+        _fail_cleanly(refused)()
+
+
+def test_versions_are_hashed_before_the_lock_and_doctor_reads_the_audit_outside_it(tmp_path, monkeypatch):
+    from ml.errors import RegistryBusy
+
+    reg = _reg_with(tmp_path)
+    held = []
+
+    def lock_free() -> bool:
+        try:
+            with Registry(reg.root)._locked(timeout=0):
+                return True
+        except RegistryBusy:
+            return False
+
+    for name in ("verify_version", "_doctor_audit", "remove_orphans"):
+        real = getattr(Registry, name)
+        monkeypatch.setattr(
+            Registry, name, lambda self, *a, _real=real, _n=name: (held.append((_n, lock_free())), _real(self, *a))[1]
+        )
+    reg.promote("v1", reason="first")
+    reg.doctor(repair=True)
+    assert ("verify_version", True) in held and ("_doctor_audit", True) in held and ("remove_orphans", True) in held
+    assert all(free for name, free in held if name != "verify_version"), held
+    # promote itself hashes before taking the lock (doctor checks versions before it, too)
+    assert held[0] == ("verify_version", True)
+
+
+def test_object_store_lock_release_leaves_another_holders_lock(tmp_path):
+    import fsspec
+
+    root = f"memory://lock-release-{os.getpid()}-{tmp_path.name}"
+    reg = Registry(root)
+    fs, base = fsspec.core.url_to_fs(root)
+    lock = f"{base}/.registry.lock"
+    with reg._locked():
+        # our lock was broken as stale meanwhile, and the next promoter took it
+        fs.pipe_file(lock, json.dumps({"token": "next-holder", "at": __import__("time").time()}).encode())
+    assert json.loads(fs.cat_file(lock))["token"] == "next-holder"  # not deleted by the old holder
+    fs.rm_file(lock)
+    with reg._locked():
+        pass
+    assert not fs.exists(lock)  # our own lock is released
+
+
+def test_object_store_stale_break_spares_a_lock_taken_meanwhile(tmp_path, monkeypatch):
+    import fsspec
+
+    from ml.registry import _ObjectLock
+
+    root = f"memory://lock-stale-{os.getpid()}-{tmp_path.name}"
+    fs, base = fsspec.core.url_to_fs(root)
+    lock = f"{base}/.registry.lock"
+    fs.pipe_file(lock, json.dumps({"token": "dead", "at": 0}).encode())
+    waiter = _ObjectLock(fs, lock, lock, timeout=0.3, stale_after=600)
+    real_holder = waiter._holder
+    seen = []
+
+    def holder_then_replaced():  # between the stale check and the delete, another waiter broke and re-took it
+        body = real_holder()
+        seen.append(body.get("token"))
+        if len(seen) == 1:
+            fs.pipe_file(lock, json.dumps({"token": "fresh", "at": __import__("time").time()}).encode())
+        return body if len(seen) == 1 else real_holder()
+
+    monkeypatch.setattr(waiter, "_holder", holder_then_replaced)
+    from ml.errors import RegistryBusy
+
+    with pytest.raises(RegistryBusy), waiter:
+        pass
+    assert json.loads(fs.cat_file(lock))["token"] == "fresh"
+
+
+def test_a_retried_rejection_is_recorded_once(tmp_path):
+    reg = _reg_with(tmp_path)
+    first = reg.record_rejection("v2", user="rev", reason="no", run_id="manual__1")
+    again = reg.record_rejection("v2", user="rev", reason="no", run_id="manual__1")  # the retried HITL task
+    assert again["promotion_id"] == first["promotion_id"]
+    assert [e["action"] for e in reg.audit()] == ["rejected"]
+    reg.record_rejection("v2", user="rev", reason="no", run_id="manual__2")  # another run's decision
+    assert len(reg.audit()) == 2

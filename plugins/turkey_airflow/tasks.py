@@ -25,19 +25,18 @@ logging.getLogger("ml").setLevel(logging.INFO)
 def _fail_cleanly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from ml.errors import TurkeyError
+        from ml.errors import RegistryBusy, TurkeyError
 
         try:
             return fn(*args, **kwargs)
+        except RegistryBusy:
+            raise  # transient (another promotion holds the registry lock): an ordinary failure, so it is retried
         except TurkeyError as exc:
             raise AirflowFailException(str(exc)) from None
         except OSError as exc:  # disk full / read-only / permission denied anywhere (e.g. inside GX): no retry
-            from ml.fsutil import environment_fault
+            from ml.fsutil import as_environment_fault
 
-            fault = environment_fault(exc, exc.filename or "a file")
-            if fault is None:
-                raise
-            raise AirflowFailException(str(fault)) from None
+            raise AirflowFailException(str(as_environment_fault(exc))) from None
 
     return wrapper
 
@@ -221,7 +220,11 @@ def promote(registered: dict) -> dict:
         approval = decided.get("approval") if isinstance(decided, dict) else None
         if not approval:
             raise AirflowSkipException(f"{version} was not approved (see approve_promotion)")
-    pointer = reg.promote(version, reason=registered["reason"], approval=approval, **details)
+    # compare-and-set on the champion the gate compared with: an operator's rollback (console/CLI) made
+    # while this run trained or waited for approval is not silently overwritten by a stale decision
+    compare = not registered["force_promote"] and "champion_version" in registered
+    expect = {"expect_previous": registered["champion_version"]} if compare else {}
+    pointer = reg.promote(version, reason=registered["reason"], approval=approval, **expect, **details)
     info = reg.describe(version)
     metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
     ctx["outlet_events"][MODEL].extra = {"version": version, "metrics": metrics, "path": info["model"]}
