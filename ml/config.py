@@ -36,14 +36,27 @@ def _refuse_unsafe(text: str, what: str) -> None:
         raise TurkeyError(f"{what} {text!r} contains a NUL byte; give a plain path")
 
 
+def _env_number(name: str, default: str, kind: type, what: str):
+    """``kind(os.environ[name])`` (``default`` when unset or empty); a TurkeyError naming the variable when
+    the value is not a number."""
+    raw = os.environ.get(name, "").strip() or default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise TurkeyError(f"{name}={raw!r} is not {what}; set it to {what} or unset it (default {default})") from None
+    if value < 0 or value != value:  # negative or NaN
+        raise TurkeyError(f"{name}={raw!r} is not {what}; set it to {what} or unset it (default {default})")
+    return value
+
+
 def keep_reports() -> int:
     """``TURKEY_KEEP_REPORTS`` (default 20): run folders (validation reports, a failed run's files) kept."""
-    return max(1, int(os.environ.get("TURKEY_KEEP_REPORTS", "20")))
+    return max(1, _env_number("TURKEY_KEEP_REPORTS", "20", int, "a whole number of run folders"))
 
 
 def report_max_age_days() -> float:
     """``TURKEY_REPORT_MAX_AGE_DAYS`` (default 30; 0 = no age limit): older run folders are removed."""
-    return float(os.environ.get("TURKEY_REPORT_MAX_AGE_DAYS", "30"))
+    return _env_number("TURKEY_REPORT_MAX_AGE_DAYS", "30", float, "a number of days")
 
 
 def resolve_input(relative: str, root: Path | None = None) -> Path:

@@ -476,3 +476,31 @@ def test_a_retried_rejection_is_recorded_once(tmp_path):
     assert [e["action"] for e in reg.audit()] == ["rejected"]
     reg.record_rejection("v2", user="rev", reason="no", run_id="manual__2")  # another run's decision
     assert len(reg.audit()) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TURKEY_KEEP_REPORTS", "ten"), ("TURKEY_REPORT_MAX_AGE_DAYS", "30d"), ("TURKEY_KEEP_REPORTS", "-3")],
+)
+def test_a_bad_retention_setting_is_one_line_naming_the_variable(tmp_path, monkeypatch, name, value):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.config import keep_reports, report_max_age_days
+    from turkey_airflow import tasks
+
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(tmp_path / "art"))
+    monkeypatch.setenv(name, value)
+    with pytest.raises(TurkeyError, match=rf"^{name}='{value}' is not a") as exc:
+        keep_reports() if name == "TURKEY_KEEP_REPORTS" else report_max_age_days()
+    assert "\n" not in str(exc.value)
+    monkeypatch.setattr(tasks, "get_current_context", lambda: {"dag_run": type("R", (), {"run_id": "r"})()})
+    with pytest.raises(AirflowFailException, match=name):  # the cleanup task fails at once, no retry loop
+        tasks.cleanup()
+
+
+def test_retention_settings_default_when_unset(monkeypatch):
+    from ml.config import keep_reports, report_max_age_days
+
+    monkeypatch.delenv("TURKEY_KEEP_REPORTS", raising=False)
+    monkeypatch.setenv("TURKEY_REPORT_MAX_AGE_DAYS", "")
+    assert keep_reports() == 20 and report_max_age_days() == 30.0

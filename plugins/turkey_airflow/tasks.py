@@ -239,6 +239,7 @@ def promote(registered: dict) -> dict:
             "submission": reg.submission_path(), "approved_by": (approval or {}).get("by")}
 
 
+@_fail_cleanly
 def cleanup() -> dict:
     """After a successful run: drop the run's bulky intermediates (npz arrays, the candidate folder, which
     the registry now holds, and any downloaded champion). The validation report stays. A failed run keeps
