@@ -40,7 +40,8 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
     import psutil
 
     try:
@@ -63,7 +64,7 @@ def stop_all(procs, grace: float = 5.0) -> None:
     while time.monotonic() < deadline:
         for p in procs:
             p.poll()
-        if not any(_alive(pid) for p in procs for pid in (p.pid, *family[p.pid])):
+        if not any(alive(pid) for p in procs for pid in (p.pid, *family[p.pid])):
             break
         time.sleep(0.1)
     for p in procs:
@@ -80,6 +81,7 @@ def stop_all(procs, grace: float = 5.0) -> None:
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
     with socket.socket() as s:
         return s.connect_ex((host, port)) == 0
 

@@ -10,16 +10,14 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from procs import free_port  # noqa: E402 - the one free-port helper (scripts/procs.py)
 
 
 class SmtpSink:

@@ -13,11 +13,13 @@ import json
 import random
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from ml.faults import STEPS
-from ml.registry import POINTER_ACTIONS, Registry
+from ml.fsutil import TMP_PREFIX
+from ml.registry import INTENT_NAME, POINTER_ACTIONS, Registry
 from tests.faults.helpers import check_invariants, in_child, make_candidate, raw_state, seeded_registry, turkey
 
 PROMOTE_STEPS = [s for s in STEPS if s.startswith("promote:")]
@@ -143,13 +145,18 @@ def test_promoters_killed_at_random_moments(tmp_path, ledger):
     root = reg.base
     rng = random.Random(20261128)
     ctx = mp.get_context("fork")
+    mid_promotion = 0
     for i in range(40):
         p = ctx.Process(target=_promote_forever, args=(root, i))
         p.start()
         time.sleep(rng.uniform(0.005, 0.08))
         os.kill(p.pid, signal.SIGKILL)
         p.join()
-        ledger.fault("SIGKILL at a random moment")
+        # a fault only if the kill landed inside a promotion: its intent or a half-written temporary is left
+        # (a kill before the child reached the registry, or between two promotions, injects nothing)
+        if _interrupted(Path(root)):
+            mid_promotion += 1
+            ledger.fault("SIGKILL at a random moment, mid-promotion")
         route = i % 3
         if route == 0:
             Registry(root).recover()
@@ -162,6 +169,15 @@ def test_promoters_killed_at_random_moments(tmp_path, ledger):
         check_invariants(root, ledger.checks, orphans_allowed=route != 2)
     Registry(root).remove_orphans(0)
     check_invariants(root, ledger.checks)
+    assert mid_promotion > 0, "no kill landed inside a promotion: the test injected nothing"
+
+
+def _interrupted(root: Path) -> bool:
+    """Whether a killed promoter left an unfinished promotion or a temporary file in the registry."""
+    folders = (root, root / "submissions", root / "audit")
+    return (root / INTENT_NAME).exists() or any(
+        f.name.startswith(TMP_PREFIX) for d in folders if d.is_dir() for f in d.iterdir()
+    )
 
 
 def test_fault_hook_is_off_unless_armed(tmp_path, ledger):
