@@ -32,8 +32,14 @@ pytestmark = [
     pytest.mark.skipif(os.environ.get("TURKEY_UI_TEST") != "1", reason="browser test: run with make test-ui"),
 ]
 SHOTS = Path(os.environ.get("TURKEY_UI_SCREENSHOTS", REPO / "artifacts" / "screenshots"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 #: The trigger form's fields, by section: a short run on the small data set in ui/.
 FORM = {
     "Input data": {"train_file": "ui/train.json", "test_file": "ui/test.json", "min_records": 50},
@@ -68,8 +74,10 @@ class Api:
             if len(runs) >= n and all(r["state"] in ("success", "failed") for r in runs):
                 return runs
             time.sleep(3)
-        raise AssertionError(f"runs did not finish within {timeout:.0f}s: {[(r['dag_run_id'], r['state']) for r in runs]}"
-                             f"\n{log.read_text(errors='replace')[-3000:]}")
+        raise AssertionError(
+            f"runs did not finish within {timeout:.0f}s: {[(r['dag_run_id'], r['state']) for r in runs]}"
+            f"\n{log.read_text(errors='replace')[-3000:]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -80,25 +88,28 @@ def deployment(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update({
-        "AIRFLOW_HOME": str(root / "airflow"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root}/airflow/airflow.db",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "TURKEY_DATA_ROOT": str(root / "data"),
-        "TURKEY_ARTIFACTS_ROOT": str(root / "artifacts"),
-        "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "GX_ANALYTICS_ENABLED": "false",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(root / "airflow"),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root}/airflow/airflow.db",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "TURKEY_DATA_ROOT": str(root / "data"),
+            "TURKEY_ARTIFACTS_ROOT": str(root / "artifacts"),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "GX_ANALYTICS_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    )
     env.pop("TURKEY_REGISTRY_URL", None)
     generate(root / "data" / "ui", train_size=300, test_size=60, seed=3)
     (root / "data" / "landing").mkdir(parents=True)
     log = root / "ui.log"
-    proc = spawn([sys.executable, REPO / "scripts" / "ui.py", "--port", port, "--no-demo-data"], env=env,
-                 log_path=log, cwd=REPO)
+    proc = spawn(
+        [sys.executable, REPO / "scripts" / "ui.py", "--port", port, "--no-demo-data"], env=env, log_path=log, cwd=REPO
+    )
     deadline = time.monotonic() + 300
     while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -106,8 +117,14 @@ def deployment(tmp_path_factory):
             pytest.fail("make ui did not come up:\n" + log.read_text(errors="replace")[-4000:])
         time.sleep(1)
     password = json.loads((root / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-    dep = {"root": root, "port": port, "base": f"http://127.0.0.1:{port}", "proc": proc, "log": log,
-           "password": password}
+    dep = {
+        "root": root,
+        "port": port,
+        "base": f"http://127.0.0.1:{port}",
+        "proc": proc,
+        "log": log,
+        "password": password,
+    }
     yield dep
     if proc.poll() is None:
         stop_all([proc])
@@ -249,8 +266,10 @@ def test_operator_flow_in_a_real_browser(deployment, browser):
     # downstream consumers see the rollback: the newest asset events name version 1, as promote's do
     events = api.get("/assets/events?order_by=-timestamp&limit=2")["asset_events"]
     assert {e["extra"]["version"] for e in events} == {v1}
-    assert {tuple(sorted(e["extra"])) for e in events} == {("metrics", "path", "version"),
-                                                           ("metrics", "path", "version", "versioned_path")}
+    assert {tuple(sorted(e["extra"])) for e in events} == {
+        ("metrics", "path", "version"),
+        ("metrics", "path", "version", "versioned_path"),
+    }
 
     # Ctrl-C: every process stops and the port is free
     proc = deployment["proc"]
@@ -265,4 +284,3 @@ def _children(pid: int) -> list[int]:
     import psutil
 
     return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-
