@@ -12,6 +12,7 @@ SIGTERM) stops every process it started, by process group, within 10 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -40,22 +41,26 @@ def ui_env(port: int, home: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     secrets_file = home / "ui-secrets.json"
     if not secrets_file.is_file():  # one pair per AIRFLOW_HOME: all components agree, logins survive restarts
-        secrets_file.write_text(json.dumps({"secret_key": secrets.token_urlsafe(32),
-                                            "jwt_secret": secrets.token_urlsafe(64)}))
-        secrets_file.chmod(0o600)
+        keys = {"secret_key": secrets.token_urlsafe(32), "jwt_secret": secrets.token_urlsafe(64)}
+        with contextlib.suppress(FileExistsError):  # another `make ui` made it meanwhile: use theirs
+            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(keys))
     keys = json.loads(secrets_file.read_text())
     base = f"http://127.0.0.1:{port}"
-    env.update({
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"{base}/",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
-        "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
-        "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
-        "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
-        "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "2"),
-        "AIRFLOW__API__WORKERS": "1",
-    })
+    env.update(
+        {
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"{base}/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+            "AIRFLOW__API__SECRET_KEY": keys["secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
+            "AIRFLOW__CORE__EXECUTOR": env.get("AIRFLOW__CORE__EXECUTOR", "LocalExecutor"),
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "2"),
+            "AIRFLOW__API__WORKERS": "1",
+        }
+    )
     return env
 
 
@@ -132,8 +137,7 @@ def main(argv=None) -> int:
     rc = 0
     try:
         for name, make_args in COMPONENTS.items():
-            procs[name] = spawn(["airflow", *make_args(args.port)], env=env, log_path=logs / f"ui-{name}.log",
-                                cwd=REPO)
+            procs[name] = spawn(["airflow", *make_args(args.port)], env=env, log_path=logs / f"ui-{name}.log", cwd=REPO)
         print(f"==> starting {', '.join(procs)} (logs: {logs}/ui-*.log)", flush=True)
         if not wait_ready(args.port, procs, lambda: stopping["signal"] is not None):
             return rc
@@ -147,8 +151,12 @@ def main(argv=None) -> int:
         while stopping["signal"] is None:
             for name, p in procs.items():
                 if p.poll() is not None:
-                    print(f"!! {name} exited with {p.returncode}; last lines of its log:\n"
-                          f"{tail(logs / f'ui-{name}.log')}", file=sys.stderr, flush=True)
+                    print(
+                        f"!! {name} exited with {p.returncode}; last lines of its log:\n"
+                        f"{tail(logs / f'ui-{name}.log')}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     stopping["signal"] = "exit"
                     rc = 1
                     break

@@ -59,8 +59,11 @@ def _env(service: dict) -> dict:
 
 def _interpolate(text: str) -> str:
     """Compose-style ${VAR:-default} -> default, ${VAR} / ${VAR:?err} -> VAR (values do not matter here)."""
-    return re.sub(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}",
-                  lambda m: m.group(2) if m.group(2) is not None else m.group(1), text)
+    return re.sub(
+        r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}",
+        lambda m: m.group(2) if m.group(2) is not None else m.group(1),
+        text,
+    )
 
 
 def _mount_targets(service: dict) -> set[str]:
@@ -87,8 +90,9 @@ def test_gpu_worker_consumes_only_the_gpu_queue_with_one_nvidia_gpu(services):
     assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "1"
     assert '"worker_max_tasks_per_child": 1' in env["AIRFLOW__CELERY__EXTRA_CELERY_CONFIG"]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
-    assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) and d.get("count") == 1
-               for d in devices), devices
+    assert any(
+        d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) and d.get("count") == 1 for d in devices
+    ), devices
     assert gpu["build"]["target"] == "gpu"
 
 
@@ -105,14 +109,16 @@ def test_workers_and_scheduler_share_image_build_and_environment(compose, servic
     # same image and build as the scheduler; the gpu worker: same Dockerfile and context, gpu target
     assert worker["image"] == sched["image"] == common["image"]
     assert worker["build"] == sched["build"] == common["build"]
-    assert {k: v for k, v in gpu["build"].items() if k != "target"} == \
-           {k: v for k, v in sched["build"].items() if k != "target"}
+    assert {k: v for k, v in gpu["build"].items() if k != "target"} == {
+        k: v for k, v in sched["build"].items() if k != "target"
+    }
     # every setting of the common environment, unchanged (the gpu worker only adds its own)
     common_env = common["environment"]
     for svc in (sched, worker, gpu):
         env = _env(svc)
-        assert {k: env.get(k) for k in common_env if k != "AIRFLOW__CELERY__WORKER_CONCURRENCY"} == \
-               {k: v for k, v in common_env.items() if k != "AIRFLOW__CELERY__WORKER_CONCURRENCY"}
+        assert {k: env.get(k) for k in common_env if k != "AIRFLOW__CELERY__WORKER_CONCURRENCY"} == {
+            k: v for k, v in common_env.items() if k != "AIRFLOW__CELERY__WORKER_CONCURRENCY"
+        }
     # ...through the anchor, not a copy that could drift
     text = COMPOSE.read_text()
     for name in ("airflow-scheduler", "airflow-worker", "airflow-worker-gpu"):
@@ -128,7 +134,9 @@ def test_shared_volumes_are_mounted_where_the_pipeline_looks(services):
         targets = _mount_targets(svc)
         assert data in targets and artifacts in targets, (name, targets)
     # one data root and one artifacts root for every service
-    roots = {(_env(services[n])["TURKEY_DATA_ROOT"], _env(services[n])["TURKEY_ARTIFACTS_ROOT"]) for n in AIRFLOW_SERVICES}
+    roots = {
+        (_env(services[n])["TURKEY_DATA_ROOT"], _env(services[n])["TURKEY_ARTIFACTS_ROOT"]) for n in AIRFLOW_SERVICES
+    }
     assert len(roots) == 1
     # the landing folder is inside the mounted data root (ml.config.landing_dir)
     assert roots == {("/opt/turkey/data", "/opt/turkey/artifacts")}
@@ -200,9 +208,14 @@ def _env_file(text: str) -> dict:
 
 def _service_env_from(dotenv: dict, service: dict) -> dict:
     """The service's environment as compose would set it from ``dotenv`` (${VAR:-default} / ${VAR:?err})."""
+
     def sub(value):
-        return re.sub(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}",
-                      lambda m: dotenv.get(m.group(1)) or (m.group(2) or ""), str(value))
+        return re.sub(
+            r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*)|:?\?[^}]*)?\}",
+            lambda m: dotenv.get(m.group(1)) or (m.group(2) or ""),
+            str(value),
+        )
+
     return {k: sub(v) for k, v in _env(service).items()}
 
 
@@ -224,8 +237,9 @@ def _generated_dotenv() -> dict:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "compose_env.py")], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compose_env.py")], capture_output=True, text=True, check=True
+    ).stdout
     return _env_file(out)
 
 
@@ -239,8 +253,9 @@ def test_ports_are_published_on_loopback_unless_told_otherwise(services):
     assert _env_file((REPO / ".env.example").read_text())["TURKEY_BIND_ADDRESS"] == "127.0.0.1"
 
 
-@pytest.mark.parametrize("placeholder", ["AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
-                                         "POSTGRES_PASSWORD"])
+@pytest.mark.parametrize(
+    "placeholder", ["AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "POSTGRES_PASSWORD"]
+)
 def test_airflow_init_refuses_each_placeholder_secret(services, placeholder):
     good = _generated_dotenv()
     dotenv = {**good, placeholder: _env_file((REPO / ".env.example").read_text())[placeholder]}
@@ -280,3 +295,22 @@ def test_flower_requires_a_login(services):
     assert _env(flower)["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:-}"
     assert "--user" in " ".join(flower["healthcheck"]["test"])
     assert flower["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_env_output_is_private_from_the_start(tmp_path):
+    import stat
+    import subprocess
+    import sys
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("OLD=1\n")
+    env_file.chmod(0o644)  # an earlier .env made with `> .env` under the usual umask
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compose_env.py"), "--output", str(env_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    values = _env_file(env_file.read_text())
+    assert values["AIRFLOW_FERNET_KEY"] and not [k for k, v in values.items() if "change-me" in v]

@@ -328,6 +328,8 @@ def _rows(reg) -> list[dict]:
 
 
 def models_page(reg, user: str, sort: str, order: str, note: str = "") -> str:
+    """The Models page: every version with its run, metrics, gate decision, champion marker and history,
+    sorted by ``sort`` (a ``SORT_KEYS`` key) in ``order`` (``asc``/``desc``)."""
     rows = _rows(reg)
     key = sort if sort in SORT_KEYS else "created"
     desc = order != "asc"
@@ -425,6 +427,8 @@ def _approval_html(man: dict, entries: list[dict]) -> str:
 
 
 def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
+    """One version's page (``info`` from :func:`load_version`): curves, metrics, lineage, gate reason, human
+    decisions, history, downloads; the promote/roll-back button only when ``can_edit``."""
     man, m, v = info["manifest"], info["metrics"], info["version"]
     gate = man.get("gate") or {}
     audit = [e for e in read_registry(reg.audit) if e.get("version") == v]
@@ -502,6 +506,7 @@ def _verb(reg, version: str, champ: str | None) -> str:
 
 
 def audit_page(reg, user: str, note: str = "") -> str:
+    """The audit timeline, newest first: who changed the champion (or rejected a version), when and why."""
     entries = list(reversed(read_registry(reg.audit)))
     if entries:
         items = "".join(
@@ -522,6 +527,8 @@ def audit_page(reg, user: str, note: str = "") -> str:
 
 
 def confirm_page(reg, info: dict, user: str) -> str:
+    """The confirmation form for making ``info``'s version the champion: carries the confirm token and the
+    champion shown (compare-and-set on POST) and asks for the reason recorded in the audit."""
     v = info["version"]
     champ = read_registry(reg.champion_version)
     verb = _verb(reg, v, champ)
@@ -545,6 +552,7 @@ def confirm_page(reg, info: dict, user: str) -> str:
 
 
 def validation_index(run_id: str, user: str) -> str:
+    """The validation result of ``run_id`` (train and test): passed/failed, broken rules, report links."""
     import json
 
     vdir = _validation_dir(run_id)

@@ -106,10 +106,12 @@ def error_page(status: int, title: str, detail: str, *, hint: str = "", user: st
 
 
 def badge(text: str, kind: str) -> str:
+    """A coloured label; ``kind`` picks the colour (CSS class ``b-<kind>``)."""
     return f'<span class="badge b-{kind}">{esc(text)}</span>'
 
 
 def gate_badge(decision: str | None) -> str:
+    """The badge of a gate decision: promote, keep champion, or the raw value (escaped) for anything else."""
     if decision == "promote":
         return badge("promote", "promote")
     if decision == "keep_champion":
@@ -118,6 +120,7 @@ def gate_badge(decision: str | None) -> str:
 
 
 def action_badge(action: str | None) -> str:
+    """The badge of an audit action (promote, rollback, repair, rejected)."""
     kind = {"promote": "promote", "rollback": "rollback"}.get(str(action), "keep")
     if str(action).startswith(("reject", "denied")):
         kind = "reject"
@@ -125,4 +128,5 @@ def action_badge(action: str | None) -> str:
 
 
 def json_block(value) -> str:
+    """``value`` as indented, escaped JSON in a ``<pre>`` block."""
     return f'<pre class="mono">{esc(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>'

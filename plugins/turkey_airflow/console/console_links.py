@@ -24,10 +24,12 @@ def console_url(path: str) -> str:
 
 
 def version_page(version: str) -> str:
+    """The console URL of a model version's page."""
     return console_url(f"/models/{quote(version, safe='')}")
 
 
 def validation_page(run_id: str) -> str:
+    """The console URL of a run's validation report index."""
     return console_url(f"/runs/{quote(run_id, safe='')}/validation")
 
 
