@@ -47,8 +47,12 @@ implements it); a lock older than ``TURKEY_REGISTRY_LOCK_STALE_S`` (default 600 
 by a dead holder and broken. If the backend cannot create objects exclusively, the registry falls back
 to check-then-create, which does NOT exclude two promoters racing within one round trip: run promoters
 on such a store one at a time (``max_active_runs=1`` and no manual promote during a run) or take an
-external lock. Waiting for the lock is bounded by ``TURKEY_REGISTRY_LOCK_TIMEOUT_S`` (default 120 s);
-then a ``RegistryError`` says the registry is busy.
+external lock. Releasing the lock, and breaking a stale one, re-read the lock object and delete it only
+if it still carries the token seen (so a holder whose lock was broken never deletes the next holder's);
+without a conditional delete in fsspec a narrow window between that re-read and the delete remains. A
+version's files are hashed before the lock is taken (versions are immutable), so a slow download does
+not hold the lock. Waiting for the lock is bounded by ``TURKEY_REGISTRY_LOCK_TIMEOUT_S`` (default
+120 s); then :class:`ml.errors.RegistryBusy` says the registry is busy (Airflow tasks retry it).
 
 Damage: a pointer that exists but cannot be read, or names a missing or incomplete version, raises
 :class:`ml.errors.RegistryDamaged` naming the file and ``turkey models doctor --repair`` -- never "no
