@@ -151,7 +151,7 @@ READ_ENDPOINTS = [
 ]
 
 
-@pytest.mark.parametrize("path", [*READ_ENDPOINTS, f"/models/{VERSIONS[0]}/promote"])
+@pytest.mark.parametrize("path", [*READ_ENDPOINTS, f"/models/{VERSIONS[0]}/promote", f"/models/{VERSIONS[1]}/announce"])
 def test_every_endpoint_needs_a_login(client, registry, path):
     r = client.get(path)
     assert r.status_code == 401
@@ -466,6 +466,15 @@ def test_a_rollback_failing_after_it_was_decided_says_so_and_names_the_repair(cl
     assert registry.doctor(repair=True)["checked"]["champion"] == VERSIONS[0]
     last = registry.audit()[-1]
     assert (last["action"], last["version"], last["user"]) == ("rollback", VERSIONS[0], "admin-user")
+    page = client.get(f"/models/{VERSIONS[0]}/announce", headers=client.as_role("admin"))  # then announce it
+    token = re.search(r'name="token" value="([^"]*)"', page.text).group(1)
+    r = client.post(
+        f"/models/{VERSIONS[0]}/announce",
+        data={"token": token},
+        headers=client.as_role("admin"),
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and [e["version"] for e in events] == [VERSIONS[0]]
 
 
 def test_a_rollback_failing_before_it_was_decided_changes_nothing(client, registry, events, monkeypatch):
@@ -494,6 +503,38 @@ def test_failed_asset_events_are_reported_with_how_to_send_them(client, registry
     assert r.status_code == 500 and "Traceback" not in r.text
     assert f"{VERSIONS[0]} is now the champion" in r.text and "NOT sent" in r.text and "database is locked" in r.text
     assert "POST /api/v2/assets/events" in r.text and registry.champion_version() == VERSIONS[0]
+    assert f"/turkey/models/{VERSIONS[0]}/announce" in r.text
+
+
+def test_the_champion_can_be_announced_again(client, registry, events):
+    v = VERSIONS[1]  # the champion
+    assert 'id="announce"' in client.get(f"/models/{v}", headers=client.as_role("admin")).text
+    assert client.get(f"/models/{v}/announce", headers=client.as_role("viewer")).status_code == 403
+    page = client.get(f"/models/{v}/announce", headers=client.as_role("admin"))
+    assert page.status_code == 200
+    token = re.search(r'name="token" value="([^"]*)"', page.text).group(1)
+    promote_token = _confirm_form(client, VERSIONS[0])["token"]  # a promote token does not announce
+    bad = client.post(f"/models/{VERSIONS[0]}/announce", data={"token": promote_token}, headers=client.as_role("admin"))
+    assert bad.status_code in (403, 409) and events == []
+    before = _state(registry)
+    r = client.post(
+        f"/models/{v}/announce", data={"token": token}, headers=client.as_role("admin"), follow_redirects=False
+    )
+    assert r.status_code == 303 and [e["version"] for e in events] == [v]
+    assert _state(registry) == before  # the registry is not touched
+
+
+def test_only_the_champion_can_be_announced(client, registry, events):
+    from turkey_airflow.console.console_app import ANNOUNCE, confirm_token
+
+    v = VERSIONS[0]
+    assert client.get(f"/models/{v}/announce", headers=client.as_role("admin")).status_code == 409
+    r = client.post(
+        f"/models/{v}/announce",
+        data={"token": confirm_token("admin-user", ANNOUNCE + v)},
+        headers=client.as_role("admin"),
+    )
+    assert r.status_code == 409 and "nothing was sent" in r.text and events == []
 
 
 def test_promoting_a_never_promoted_newer_version_is_recorded_as_promote(client, registry, events):

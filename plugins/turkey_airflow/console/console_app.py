@@ -473,6 +473,11 @@ def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
     )
     if v == champ:
         action = f"<p>{H.badge('champion', 'champ')} This version is the live champion.</p>"
+        if can_edit:
+            action += (
+                f'<p class="muted">If its asset events were not sent (the console said so), '
+                f'<a id="announce" href="{H.url("/models/" + H.seg(v) + "/announce")}">announce it again</a>.</p>'
+            )
     elif can_edit:
         verb = _verb(reg, v, champ)
         action = (
@@ -736,6 +741,27 @@ def create_app() -> FastAPI:
         )
         return RedirectResponse(H.url("/audit", done=version), status_code=303)
 
+    @app.get("/models/{version}/announce", response_class=HTMLResponse)
+    def announce_confirm(version: str, user: Editor):
+        reg = open_registry()
+        load_version(reg, version)
+        _require_champion(reg, version)
+        return _html(announce_page(version, user.get_name()))
+
+    @app.post("/models/{version}/announce")
+    def announce_again(request: Request, version: str, user: Editor, token: Annotated[str, Form()] = ""):
+        name = user.get_name()
+        _check_same_origin(request)
+        _check_confirm(token, name, ANNOUNCE + version)
+        reg = open_registry()
+        info = load_version(reg, version)
+        _require_champion(reg, version)
+        assets_ready()
+        metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
+        announce(version, metrics, info["model"], reg.submission_path(), reg.submission_path(version))
+        log.info("console: %s announced champion %s again", name, version)
+        return RedirectResponse(H.url("/audit", done=version), status_code=303)
+
     @app.get("/audit", response_class=HTMLResponse)
     def audit(user: Reader, done: str | None = None):
         reg = open_registry()
@@ -766,9 +792,42 @@ def create_app() -> FastAPI:
 
 def _events_hint(version: str) -> str:
     return (
-        f"Send them by hand: POST /api/v2/assets/events for the assets turkey_champion_model and "
+        f"Send them from the console ({H.url('/models/' + H.seg(version) + '/announce')}, once {version} is the "
+        "champion) or by hand: POST /api/v2/assets/events for the assets turkey_champion_model and "
         f'turkey_submission, with extra {{"version": "{version}"}} (the DAG\'s promote task sends the same).'
     )
+
+
+#: Confirm tokens for re-announcing are bound to this prefix + version (not usable as a promote token).
+ANNOUNCE = "announce "
+
+
+def _require_champion(reg, version: str) -> None:
+    champ = read_registry(reg.champion_version)
+    if champ != version:
+        raise ConsoleError(
+            409,
+            "Not the champion",
+            f"{version} is not the champion (the champion is {champ or 'none'}); only the champion is announced; "
+            "nothing was sent",
+        )
+
+
+def announce_page(version: str, user: str) -> str:
+    """The confirmation form for sending the champion's asset events again (after the console reported that
+    they were not sent); the same events as a promotion, so downstream DAGs run once more."""
+    body = (
+        f'<h1>Announce <span class="mono">{H.esc(version)}</span> again</h1>'
+        '<div class="card"><p>This sends the <code>turkey_champion_model</code> and <code>turkey_submission</code> '
+        f'asset events for the champion <span class="mono">{H.esc(version)}</span> again, so downstream DAGs '
+        "run on it. Use it when the console reported that the events of a promotion or rollback were not sent."
+        "</p>"
+        f'<form method="post" action="{H.url("/models/" + H.seg(version) + "/announce")}">'
+        f'<input type="hidden" name="token" value="{H.esc(confirm_token(user, ANNOUNCE + version))}">'
+        '<p><button class="btn" type="submit" id="confirm">Send the asset events</button> '
+        f'<a class="btn secondary" href="{H.url("/models/" + H.seg(version))}">Cancel</a></p></form></div>'
+    )
+    return H.page("Announce", body, active="models", user=user)
 
 
 def change_champion(reg, version: str, user: str, reason: str, expected: str | None, action: str) -> dict:
