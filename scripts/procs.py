@@ -33,18 +33,44 @@ def spawn(cmd, *, env=None, log_path=None, cwd=None) -> subprocess.Popen:
     return proc
 
 
-def _descendants(pid: int) -> list[int]:
+def _descendants(pid: int) -> list:
+    """``pid``'s descendants as ``psutil.Process`` objects: they remember each process's start time, so a
+    signal sent later never reaches an unrelated process that got a recorded PID after ours exited."""
     import psutil
 
     try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+        return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+def _signal_process(proc, sig: int) -> None:
+    """Signal a recorded ``psutil.Process``; nothing if it is gone or its PID now belongs to another process."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        proc.send_signal(sig)  # psutil checks the start time first (a reused PID raises NoSuchProcess)
+
+
+def _running(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _pgid(proc) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except OSError:
+        return None
 
 
 def alive(pid: int) -> bool:
@@ -64,22 +90,22 @@ def stop_all(procs, grace: float = 5.0) -> None:
     family = {p.pid: set(_descendants(p.pid)) for p in procs}
     for p in procs:
         _signal_group(p.pid, signal.SIGTERM)
-        for pid in family[p.pid]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGTERM)
+        for member in family[p.pid]:
+            _signal_process(member, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         for p in procs:
             p.poll()
-        if not any(alive(pid) for p in procs for pid in (p.pid, *family[p.pid])):
+        if not any(p.poll() is None or any(_running(m) for m in family[p.pid]) for p in procs):
             break
         time.sleep(0.1)
     for p in procs:
         family[p.pid] |= set(_descendants(p.pid))
-        _signal_group(p.pid, signal.SIGKILL)
-        for pid in family[p.pid]:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        # the group id stays reserved while our child or a member of its group lives; otherwise it may be reused
+        if p.poll() is None or any(_running(m) and _pgid(m) == p.pid for m in family[p.pid]):
+            _signal_group(p.pid, signal.SIGKILL)
+        for member in family[p.pid]:
+            _signal_process(member, signal.SIGKILL)
     for p in procs:
         with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=2)
