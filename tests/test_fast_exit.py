@@ -1,0 +1,20 @@
+"""scripts/airflow_fast_exit.py (used by `make run`): same output and exit status as the airflow CLI."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.airflow_harness import Env
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "airflow_fast_exit.py"
+
+
+def test_fast_exit_runs_the_cli_and_keeps_its_exit_status(tmp_path):
+    env = Env(tmp_path)
+    ok = subprocess.run([sys.executable, str(SCRIPT), "version"], env=env.env, capture_output=True, text=True)
+    ref = subprocess.run(["airflow", "version"], env=env.env, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.strip() == ref.stdout.strip() != ""
+    bad = subprocess.run(
+        [sys.executable, str(SCRIPT), "dags", "test", "no_such_dag"], env=env.env, capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and "no_such_dag" in bad.stderr + bad.stdout
