@@ -272,7 +272,16 @@ def section_overhead(cfg) -> dict:
             else:
                 env, db = _fresh_dag_env(template, root / f"dag-{i}", data)
                 p = run_proc(
-                    [AIRFLOW, "dags", "test", "turkey_training", "--conf", json.dumps(conf)],
+                    # exactly what `make run` runs (scripts/run_local.sh)
+                    [
+                        PY,
+                        REPO / "scripts" / "airflow_fast_exit.py",
+                        "dags",
+                        "test",
+                        "turkey_training",
+                        "--conf",
+                        json.dumps(conf),
+                    ],
                     env=env,
                     timeout=1500,
                     log_path=root / f"dag-{i}.log",
@@ -410,8 +419,14 @@ def render_overhead(r: dict) -> str:
     for row in rows:
         row.append(row[2] - row[1] if isinstance(row[1], float) and isinstance(row[2], float) else "")
     out.append(md_table(["component", "bare (s)", "DAG (s)", "DAG extra (s)"], rows))
-    extra = {"startup": rows[0][3], "parse": rows[1][3], "first": rows[2][3], "validate": rows[3][3],
-             "around": rows[-3][3], "teardown": rows[-2][3]}
+    extra = {
+        "startup": rows[0][3],
+        "parse": rows[1][3],
+        "first": rows[2][3],
+        "validate": rows[3][3],
+        "around": rows[-3][3],
+        "teardown": rows[-2][3],
+    }
     if all(isinstance(v, float) for v in extra.values()) and isinstance(bw, float) and isinstance(dw, float):
         fixed = extra["startup"] + extra["parse"] + extra["first"] + extra["around"] + extra["teardown"]
         added = dw - bw
@@ -677,8 +692,15 @@ def _quality_family(r: dict) -> tuple[list, dict]:
         hauc, hacc = [x["holdout"]["roc_auc"] for x in rs], [x["holdout"]["accuracy"] for x in rs]
         vacc = [x["val"]["accuracy"] for x in rs]
         gate = sum(bool(x["val"].get("passes_gate")) for x in rs)
-        agg[m] = {"auc": mean_sd(hauc), "acc": mean_sd(hacc), "worst_auc": min(hauc), "worst_acc": min(hacc),
-                  "worst_val_acc": min(vacc), "gate": gate, "n": len(rs)}
+        agg[m] = {
+            "auc": mean_sd(hauc),
+            "acc": mean_sd(hacc),
+            "worst_auc": min(hauc),
+            "worst_acc": min(hacc),
+            "worst_val_acc": min(vacc),
+            "gate": gate,
+            "n": len(rs),
+        }
         pm = lambda v: f"{v[0]:.4f} ± {v[1]:.4f}"  # noqa: E731
         ep = [x["epochs"] for x in rs if x.get("epochs") is not None]
         kept = [x.get("selected_epoch") for x in rs]
@@ -868,10 +890,13 @@ def splice_sections(old: str, new: str, sections, meta: dict) -> str:
         block = f"{heading}\n\n{stamp}\n{body}"
         oa, ob = old_blocks[n]
         out = out[:oa] + block.rstrip("\n") + "\n\n" + out[ob:]
-    return out.replace(
-        "**every number in this file comes from that one run**",
-        "**every number in this file comes from that one run, except sections marked as regenerated on their own**",
-    ).rstrip() + "\n"
+    return (
+        out.replace(
+            "**every number in this file comes from that one run**",
+            "**every number in this file comes from that one run, except sections marked as regenerated on their own**",
+        ).rstrip()
+        + "\n"
+    )
 
 
 def write_atomic(path: Path, text: str) -> None:
