@@ -319,7 +319,7 @@ def render_overhead(r: dict) -> str:
                     median([x["maxrss_mib"] for x in bare]),
                 ],
                 [
-                    "`airflow dags test turkey_training`",
+                    "`airflow dags test turkey_training` as `make run` runs it (in-process, scripts/airflow_fast_exit.py)",
                     ", ".join(fmt(x["wall"], 1) for x in dag),
                     dw,
                     "/".join(str(x["ml"].get("epochs_run")) for x in dag),

@@ -3,11 +3,12 @@
 Two readers produce the same :class:`Records`. A well-formed file takes the fast reader (msgspec keeps
 each ``audio_embedding`` as raw JSON text, and a batch of them becomes numbers in one ``np.fromstring``
 call; ``bench/parse_speed.py`` measured 7.0 s vs 15.4 s CPU at 100x Kaggle size, at 1.0 vs 0.4 GiB peak
-RSS, as it holds the file in memory). Anything else is read by the streaming reader, the reference: it decodes one record at a time with the C JSON scanner and turns each
-embedding into a ``uint8`` array at once, so the whole file never exists as Python lists of lists (that
-costs several GB at 100x Kaggle size). ``tests/test_data_fast.py`` holds the two to the same result.
-Alongside the arrays both keep one row of scalar summary columns per record; :mod:`ml.validation` runs
-the data rules on that summary table.
+RSS, as it holds the file in memory). Anything else is read by the streaming reader, the reference: it
+decodes one record at a time with the C JSON scanner and turns each embedding into a ``uint8`` array at
+once, so the whole file never exists as Python lists of lists (that costs several GB at 100x Kaggle
+size). ``tests/test_data_fast.py`` holds the two to the same result. Alongside the arrays both keep one
+row of scalar summary columns per record; :mod:`ml.validation` runs the data rules on that summary
+table.
 
 Structural problems (unreadable, empty, not JSON, truncated, not a list, an element that is not an
 object, NaN/Infinity literals) raise :class:`~ml.errors.DataError` here, naming the file, the rule and
