@@ -59,6 +59,11 @@ def report_max_age_days() -> float:
     return _env_number("TURKEY_REPORT_MAX_AGE_DAYS", "30", float, "a number of days")
 
 
+def run_dir(run_id: str) -> Path:
+    """A DAG run's scratch folder on the artifacts root (npz arrays, candidate, validation reports)."""
+    return artifacts_root() / "runs" / safe_name(run_id)
+
+
 def resolve_input(relative: str, root: Path | None = None) -> Path:
     """Resolve a user-supplied input path against the data root.
 

@@ -19,7 +19,8 @@ from ml.fsutil import TMP_PREFIX
 log = logging.getLogger("ml.retention")
 
 
-def _size(path: Path) -> int:
+def size_of(path: Path) -> int:
+    """Bytes in a file, or in the regular files of a folder tree (symlinks not followed)."""
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
@@ -42,7 +43,7 @@ def prune_runs(runs_dir, keep: int, max_age_days: float, protect=(), now: float 
         too_many = i >= keep
         too_old = max_age_days > 0 and now - folder.stat().st_mtime > max_age_days * 86400
         if too_many or too_old:
-            freed += _size(folder)
+            freed += size_of(folder)
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
     if removed:

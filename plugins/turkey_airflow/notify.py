@@ -131,9 +131,10 @@ def one_line(exc: BaseException | str | None) -> str | None:
 
 
 def base_url() -> str:
-    from airflow.sdk.configuration import conf
+    """Where links in notifications point: ``[api] base_url``, else Airflow's default address."""
+    from turkey_airflow.console.console_links import api_base_url
 
-    return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080").rstrip("/")
+    return api_base_url("http://localhost:8080")
 
 
 def run_link(dag_id: str, run_id: str) -> str:

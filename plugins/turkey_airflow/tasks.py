@@ -42,9 +42,9 @@ def _fail_cleanly(fn):
 
 
 def _run_dir(context) -> Path:
-    from ml.config import artifacts_root, safe_name
+    from ml.config import run_dir
 
-    return artifacts_root() / "runs" / safe_name(context["dag_run"].run_id)
+    return run_dir(context["dag_run"].run_id)
 
 
 def _recipe(params) -> dict:
@@ -248,14 +248,16 @@ def cleanup() -> dict:
     temporary files (older than an hour) go too."""
     import shutil
 
+    from ml.retention import size_of
+
     run = _run_dir(get_current_context())
     freed = 0
     for path in sorted(run.glob("*.npz")) + [run / "candidate", run / "champion"]:
         if path.is_file():
-            freed += path.stat().st_size
+            freed += size_of(path)
             path.unlink()
         elif path.is_dir():
-            freed += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+            freed += size_of(path)
             shutil.rmtree(path)
     logging.getLogger("ml").info("removed %.1f MiB of intermediates from %s", freed / 2**20, run)
     # Retention (ml.retention): older run folders and their validation reports, killed writers' leftovers.

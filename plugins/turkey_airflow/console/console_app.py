@@ -479,7 +479,7 @@ def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
                 f'<a id="announce" href="{H.url("/models/" + H.seg(v) + "/announce")}">announce it again</a>.</p>'
             )
     elif can_edit:
-        verb = _verb(reg, v, champ)
+        verb = _verb(reg, v, champ, audit)
         action = (
             f'<p><a class="btn" id="promote" href="{H.url("/models/" + H.seg(v) + "/promote")}">'
             f'{verb.capitalize()} to this version…</a> <span class="muted">asks for confirmation first</span></p>'
@@ -502,11 +502,15 @@ def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
     return H.page(f"Version {v}", body, active="models", user=user)
 
 
-def _verb(reg, version: str, champ: str | None) -> str:
-    """'roll back' when the version is older than the champion or was champion before, else 'promote'."""
+def _verb(reg, version: str, champ: str | None, audit: list | None = None) -> str:
+    """'roll back' when the version is older than the champion or was champion before, else 'promote'.
+
+    ``audit``: entries already read by the caller (any superset of this version's), to save a re-read.
+    """
     if champ and version < champ:
         return "roll back"
-    was = any(e.get("version") == version for e in read_registry(reg.audit))
+    entries = audit if audit is not None else read_registry(reg.audit)
+    was = any(e.get("version") == version and e.get("action") in ("promote", "rollback") for e in entries)
     return "roll back" if was else "promote"
 
 
@@ -605,10 +609,10 @@ def validation_index(run_id: str, user: str) -> str:
 
 
 def _validation_dir(run_id: str) -> Path:
-    from ml.config import artifacts_root, safe_name
+    from ml.config import run_dir
 
     check_name(run_id, "run")
-    return artifacts_root() / "runs" / safe_name(run_id) / "validation"
+    return run_dir(run_id) / "validation"
 
 
 # ----------------------------------------------------------------------------------------------- app

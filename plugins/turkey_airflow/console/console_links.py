@@ -15,12 +15,16 @@ from airflow.sdk import BaseOperatorLink
 CONSOLE_PREFIX = "/turkey"
 
 
-def console_url(path: str) -> str:
-    """Absolute URL of a console page, from ``[api] base_url`` (relative if that is unset)."""
+def api_base_url(default: str = "") -> str:
+    """Airflow's ``[api] base_url`` without a trailing slash (``default`` when it is unset)."""
     from airflow.sdk.configuration import conf
 
-    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
-    return f"{base}{CONSOLE_PREFIX}{path}"
+    return (conf.get("api", "base_url", fallback=None) or default).rstrip("/")
+
+
+def console_url(path: str) -> str:
+    """Absolute URL of a console page, from ``[api] base_url`` (relative if that is unset)."""
+    return f"{api_base_url()}{CONSOLE_PREFIX}{path}"
 
 
 def version_page(version: str) -> str:
