@@ -53,6 +53,11 @@ def test_split_ignores_labels_and_refuses_a_class_without_validation_records():
     scores = role_scores(_ids(200))
     assert ((scores >= 0) & (scores < 1)).all()
     ids = _ids(200)
+    # relabelling (both classes keep both roles) moves no record
+    y_a, y_b = np.arange(200) % 2, (np.arange(200) // 2) % 2
+    tr_a, va_a = split_roles(ids, y_a, 0.25)
+    tr_b, va_b = split_roles(ids, y_b, 0.25)
+    assert list(tr_a) == list(tr_b) and list(va_a) == list(va_b)
     y = np.zeros(200, int)
     train_only = [i for i, s in enumerate(scores) if s >= 0.25][:3]  # three positives, all in training
     y[train_only] = 1

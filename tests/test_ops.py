@@ -214,9 +214,9 @@ def test_dag_wires_notifiers_deadline_and_approval():
     from turkey_airflow.notify import RunDeadline, TurkeyNotifier
 
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["turkey_training"]
-    assert isinstance(dag.deadline, list | tuple) or dag.deadline is not None
+    assert dag.deadline
     alerts = dag.deadline if isinstance(dag.deadline, list | tuple) else [dag.deadline]
-    assert isinstance(alerts[0].reference, RunDeadline)
+    assert len(alerts) == 1 and isinstance(alerts[0].reference, RunDeadline)
     assert dag.params["run_deadline_minutes"] == 360
     for task in dag.tasks:  # every task notifies when it fails for good
         callbacks = task.on_failure_callback if isinstance(task.on_failure_callback, list) else [task.on_failure_callback]
