@@ -1,11 +1,13 @@
-"""Process-group helpers for supervisors (``make ui``, ``make test-ui``): start each child in its own session,
-stop it by process group -- SIGTERM, then SIGKILL after a short grace -- and reap everything, including
-descendants that left the group. Standard library plus psutil (an Airflow dependency), no Airflow import.
+"""The one process-group helper of the supervisors (``make ui``, ``make test-ui``, ``make test-distributed``,
+``make run``, ``bench.deployed``): start each child in its own session, stop it by process group --
+SIGTERM, then SIGKILL after a grace period -- and reap everything, including descendants that left the
+group; plus the loopback port helpers. Standard library plus psutil (an Airflow dependency), no Airflow import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -13,10 +15,15 @@ import subprocess
 import time
 from pathlib import Path
 
+log = logging.getLogger(__name__)
 
-def spawn(cmd, *, env=None, log_path=None, cwd=None) -> subprocess.Popen:
-    """Start ``cmd`` in a new session (its own process group), output appended to ``log_path``."""
-    out = subprocess.DEVNULL
+
+def spawn(cmd, *, env=None, log_path=None, cwd=None, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    """Start ``cmd`` in a new session (its own process group), output appended to ``log_path``.
+
+    Without ``log_path`` the output goes to ``stdout``: discarded by default, ``None`` to share this
+    process's stdout, ``subprocess.PIPE`` to read it (``proc.stdout``, bytes)."""
+    out = stdout
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         out = open(log_path, "ab")  # noqa: SIM115 - the child keeps it; closed in stop_all
@@ -53,6 +60,7 @@ def _signal_process(proc, sig: int) -> None:
 
 
 def _running(proc) -> bool:
+    """Whether a recorded ``psutil.Process`` still runs (a zombie does not)."""
     import psutil
 
     try:
@@ -62,11 +70,13 @@ def _running(proc) -> bool:
 
 
 def _signal_group(pgid: int, sig: int) -> None:
+    """Signal process group ``pgid``; nothing if it is gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
 
 def _pgid(proc) -> int | None:
+    """The process group of ``proc``, or None when it is gone."""
     try:
         return os.getpgid(proc.pid)
     except OSError:
@@ -99,6 +109,11 @@ def stop_all(procs, grace: float = 5.0) -> None:
         if not any(p.poll() is None or any(_running(m) for m in family[p.pid]) for p in procs):
             break
         time.sleep(0.1)
+    left = [p.pid for p in procs if p.poll() is None] + [
+        m.pid for p in procs for m in family[p.pid] if _running(m)
+    ]
+    if left:
+        log.warning("still running after %.0f s: %s: SIGKILL", grace, " ".join(map(str, sorted(set(left)))))
     for p in procs:
         family[p.pid] |= set(_descendants(p.pid))
         # the group id stays reserved while our child or a member of its group lives; otherwise it may be reused
@@ -111,6 +126,17 @@ def stop_all(procs, grace: float = 5.0) -> None:
             p.wait(timeout=2)
         if getattr(p, "log_file", None):
             p.log_file.close()
+
+
+def _raise_interrupt(signum, frame) -> None:
+    """Signal handler: unwind like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread, so a supervisor's ``finally`` (stopping its
+    children) runs when it is terminated as when Ctrl-C is pressed."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,4 +1,5 @@
-"""REST side of ``scripts/distributed_test.sh``: log in, unpause, trigger, wait, then assert.
+"""REST side of ``make test-distributed`` (:mod:`scripts.distributed.driver`): log in, unpause, trigger, wait,
+then assert.
 
 Talks to the Airflow 3 public API only (``/auth/token`` of the Simple auth manager, ``/api/v2``), like a
 user or CI would. Assertions:
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -31,18 +33,21 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+log = logging.getLogger(__name__)
+
 DAG_ID = "turkey_training"
 ASSETS = ("turkey_champion_model", "turkey_submission")
 
 
 class Setup(Exception):
-    pass
+    """The deployment is not usable: API never up, DAG never parsed, a request refused."""
 
 
 class WebhookSink:
     """Loopback HTTP receiver of the pipeline's webhook notifications (JSON bodies, kept in order)."""
 
     def __init__(self, port: int):
+        """Listen on 127.0.0.1:``port`` in a daemon thread."""
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -66,10 +71,12 @@ class WebhookSink:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def find(self, event: str, run_id: str) -> dict | None:
+        """The last notification of ``event`` for ``run_id`` received so far."""
         got = [b for b in self.bodies if b.get("event") == event and b.get("run_id") == run_id]
         return got[-1] if got else None
 
     def wait(self, event: str, run_id: str, timeout: float) -> dict | None:
+        """:meth:`find`, polled for up to ``timeout`` s."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if (got := self.find(event, run_id)) is not None:
@@ -79,11 +86,15 @@ class WebhookSink:
 
 
 class Api:
+    """A JSON client of the Airflow 3 REST API (bearer token once logged in)."""
+
     def __init__(self, base: str):
+        """``base``: the API server's URL, e.g. ``http://127.0.0.1:8080``."""
         self.base = base.rstrip("/")
         self.token: str | None = None
 
     def call(self, method: str, path: str, body=None, params=None, timeout=30):
+        """(HTTP status, decoded JSON body or text) of one request; HTTP errors are returned, not raised."""
         url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
@@ -104,17 +115,17 @@ class Api:
                 return exc.code, raw.decode(errors="replace")
 
     def ok(self, method, path, body=None, params=None):
+        """The decoded body of a successful request; :class:`Setup` for any HTTP status >= 300."""
         status, payload = self.call(method, path, body, params)
         if status >= 300:
             raise Setup(f"{method} {path} -> HTTP {status}: {payload}")
         return payload
 
 
-def log(msg: str) -> None:
-    print(f"[check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
 
 def wait_for(what: str, fn, timeout: float, every: float = 2.0):
+    """``fn()``'s first truthy result, polled every ``every`` s (connection errors retried); :class:`Setup`
+    after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -129,6 +140,7 @@ def wait_for(what: str, fn, timeout: float, every: float = 2.0):
 
 
 def login(api: Api, user: str, password: str) -> None:
+    """Get a JWT from the Simple auth manager and use it for every later request."""
     status, payload = api.call("POST", "/auth/token", {"username": user, "password": password})
     if status not in (200, 201) or "access_token" not in (payload or {}):
         raise Setup(f"POST /auth/token -> HTTP {status}: {payload}")
@@ -136,6 +148,7 @@ def login(api: Api, user: str, password: str) -> None:
 
 
 def wait_for_dag(api: Api, timeout: float) -> dict:
+    """The DAG's REST record once the dag-processor has parsed it; :class:`Setup` on an import error."""
     def parsed():
         status, payload = api.call("GET", f"/api/v2/dags/{DAG_ID}")
         if status == 200:
@@ -150,6 +163,7 @@ def wait_for_dag(api: Api, timeout: float) -> dict:
 
 
 def walk_strings(value):
+    """Every string inside a JSON value (dict values, list items), depth first."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
@@ -177,7 +191,7 @@ def task_errors(api: Api, run_id: str, ti: dict) -> list[str]:
 
 def trigger_run(api: Api, conf: dict) -> str:
     run = api.ok("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
-    log(f"triggered {run['dag_run_id']} with conf {json.dumps(conf)}")
+    log.info(f"triggered {run['dag_run_id']} with conf {json.dumps(conf)}")
     return run["dag_run_id"]
 
 
@@ -191,7 +205,7 @@ def wait_run(api: Api, run_id: str, timeout: float) -> tuple[str | None, dict]:
             tis = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{q}/taskInstances", params={"limit": 100})[
                 "task_instances"]
         except (Setup, OSError) as exc:
-            log(f"poll error (will retry): {exc}")
+            log.info(f"poll error (will retry): {exc}")
         if state in ("success", "failed"):
             break
         time.sleep(3)
@@ -254,10 +268,13 @@ def human_decisions(api: Api, hook: WebhookSink, check, conf: dict, user: str, t
     check("audit 'rejected' entry with user, time and comment; the version lists as rejected",
           entry.get("user") == user and (entry.get("approval") or {}).get("comment") == "not this one"
           and entry.get("at") and row.get("gate") == "rejected", json.dumps(entry)[:300])
-    log(f"human decisions: champion before {before}, approved {version}, rejected {rejected_version}")
+    log.info(f"human decisions: champion before {before}, approved {version}, rejected {rejected_version}")
 
 
 def main() -> int:
+    """Run the checks against a started deployment; exit status as the module docstring says."""
+    logging.basicConfig(format="[check %(asctime)s] %(message)s", datefmt="%H:%M:%S", level=logging.INFO,
+                        stream=sys.stdout)
     ap = argparse.ArgumentParser()
     ap.add_argument("--api", required=True)
     ap.add_argument("--user", default="admin")
@@ -277,22 +294,22 @@ def main() -> int:
 
     def check(name: str, ok: bool, detail: str = "") -> None:
         checks.append((name, bool(ok), detail))
-        log(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""))
+        log.info(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""))
 
     t_start = time.monotonic()
     try:
         wait_for("the API server", lambda: api.call("GET", "/api/v2/monitor/health")[0] == 200, args.startup_timeout)
         login(api, args.user, args.password)
-        log("logged in to the API server (Simple auth manager JWT)")
+        log.info("logged in to the API server (Simple auth manager JWT)")
         wait_for_dag(api, args.startup_timeout)
         api.ok("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-        log(f"unpaused {DAG_ID}")
+        log.info(f"unpaused {DAG_ID}")
         run = api.ok("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": json.loads(args.conf)})
     except Setup as exc:
-        log(f"SETUP ERROR: {exc}")
+        log.info(f"SETUP ERROR: {exc}")
         return 2
     run_id = run["dag_run_id"]
-    log(f"triggered {run_id} with conf {args.conf}")
+    log.info(f"triggered {run_id} with conf {args.conf}")
 
     # ---- wait for the run, reporting task state changes
     t_trigger = time.monotonic()
@@ -306,14 +323,14 @@ def main() -> int:
             tis = api.ok("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances",
                          params={"limit": 100})["task_instances"]
         except (Setup, OSError) as exc:
-            log(f"poll error (will retry): {exc}")
+            log.info(f"poll error (will retry): {exc}")
             time.sleep(3)
             continue
         for ti in tis:
             if seen.get(ti["task_id"]) != ti["state"]:
                 seen[ti["task_id"]] = ti["state"]
                 where = f" on {ti['hostname']}" if ti.get("hostname") else ""
-                log(f"  {ti['task_id']}: {ti['state']}{where}")
+                log.info(f"  {ti['task_id']}: {ti['state']}{where}")
         if state in ("success", "failed"):
             break
         time.sleep(3)
@@ -335,7 +352,7 @@ def main() -> int:
     for ti in tis:
         if ti.get("state") == "failed":
             for line in task_errors(api, run_id, ti):
-                log(f"  {ti['task_id']} (try {ti['try_number']}): {line}")
+                log.info(f"  {ti['task_id']} (try {ti['try_number']}): {line}")
 
     # ---- where each task ran
     by_id = {t["task_id"]: t for t in tis}
@@ -358,7 +375,7 @@ def main() -> int:
                         params={"source_dag_id": DAG_ID, "source_run_id": run_id, "limit": 100})["asset_events"]
     except Setup as exc:
         events = []
-        log(str(exc))
+        log.info(str(exc))
     names = {e.get("name") for e in events}
     for asset in ASSETS:
         ev = next((e for e in events if e.get("name") == asset), None)
@@ -414,7 +431,7 @@ def main() -> int:
                        "task_instances": [{k: t.get(k) for k in ("task_id", "state", "queue", "hostname",
                                                                   "try_number", "duration")} for t in tis]},
                       fh, indent=2)
-    log(f"{len(checks) - len(failed)} of {len(checks)} checks passed; run took {run_seconds:.0f}s from trigger")
+    log.info(f"{len(checks) - len(failed)} of {len(checks)} checks passed; run took {run_seconds:.0f}s from trigger")
     return 1 if failed else 0
 
 

@@ -1,4 +1,5 @@
-"""pytest wrapper around ``scripts/distributed_test.sh`` (CeleryExecutor on PostgreSQL + Redis).
+"""pytest wrapper around ``scripts/distributed_test.sh`` (CeleryExecutor on PostgreSQL + Redis; the driver is
+``scripts/distributed/driver.py``).
 
 Skipped unless TURKEY_DISTRIBUTED=1: the default suite needs neither service. CI runs the script
 directly with ``make test-distributed``; this wrapper is for ``TURKEY_DISTRIBUTED=1 pytest -m distributed``.
