@@ -8,7 +8,10 @@ works on a published model without ``custom_objects``.
 from __future__ import annotations
 
 import importlib.abc
+import logging
 import sys
+
+log = logging.getLogger(__name__)
 
 __version__ = "0.1.0"
 

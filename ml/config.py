@@ -11,23 +11,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from ml.errors import TurkeyError
 
+log = logging.getLogger(__name__)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def data_root() -> Path:
+    """The data root: ``TURKEY_DATA_ROOT``, else ``<repo>/data`` (absolute)."""
     return Path(os.environ.get("TURKEY_DATA_ROOT", REPO_ROOT / "data")).resolve()
 
 
 def landing_dir() -> Path:
+    """Where new input files land: ``<data root>/landing``."""
     return data_root() / "landing"
 
 
 def artifacts_root() -> Path:
+    """The artifacts root: ``TURKEY_ARTIFACTS_ROOT``, else ``<repo>/artifacts`` (absolute)."""
     return Path(os.environ.get("TURKEY_ARTIFACTS_ROOT", REPO_ROOT / "artifacts")).resolve()
 
 

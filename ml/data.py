@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ import numpy as np
 
 from ml.errors import DataError
 from ml.fsutil import atomic_output
+
+log = logging.getLogger(__name__)
 
 MAXLEN = 10
 N_FEATURES = 128
@@ -80,6 +83,7 @@ class Records:
         return len(self.ids)
 
     def summary_frame(self):
+        """The per-record summary columns (:data:`SUMMARY_COLUMNS`) as a pandas DataFrame."""
         import pandas as pd
 
         return pd.DataFrame({c: self.summary[c] for c in SUMMARY_COLUMNS})
@@ -610,5 +614,6 @@ def save_arrays(path, **arrays) -> str:
 
 
 def load_arrays(path) -> dict:
+    """Read back a file :func:`save_arrays` wrote: ``{name: array}``, loaded into memory."""
     with np.load(path, allow_pickle=True) as z:
         return {k: z[k] for k in z.files}

@@ -19,12 +19,15 @@ varies per clip, and 4% label noise.
 from __future__ import annotations
 
 import json
+import logging
 import string
 from pathlib import Path
 
 import numpy as np
 
 from ml.fsutil import atomic_output
+
+log = logging.getLogger(__name__)
 
 _ALPHABET = np.array(list(string.ascii_letters + string.digits + "-_"))
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 
 class TurkeyError(Exception):
     """Base class: a failure the CLI reports as one readable line (exit 1), never a traceback."""
@@ -18,6 +22,7 @@ class DataError(TurkeyError):
         super().__init__(self.describe())
 
     def describe(self) -> str:
+        """The one-line message: file, rule, reason and up to 10 offending records (``#index (vid_id=...)``)."""
         text = f"{self.file}: rule '{self.rule}' broken: {self.message}"
         if self.records:
             shown = ", ".join(

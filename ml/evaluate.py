@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def binary_metrics(y_true, y_prob, threshold: float = 0.5) -> dict:
+    """Accuracy at ``threshold``, ROC AUC and the record count ``n``.
+
+    Accuracy is NaN with no records; AUC is NaN unless both classes are present.
+    """
     from sklearn.metrics import roc_auc_score
 
     y_true = np.asarray(y_true).astype(int)

@@ -9,8 +9,11 @@ lookup that does nothing. Steps are listed in :data:`STEPS` so the fault suite c
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+
+log = logging.getLogger(__name__)
 
 ENV = "TURKEY_FAULT_INJECT"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ml.errors import EnvironmentFault
+
+log = logging.getLogger(__name__)
 
 # errno -> (short reason, what an operator can do). Anything else stays an OSError (a bug or a transient).
 ENVIRONMENT_ERRNOS = {

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 from contextlib import contextmanager
 from pathlib import Path
 
 from ml.fsutil import write_json
+
+log = logging.getLogger(__name__)
 
 #: How many trained-input entries to keep (oldest dropped first).
 MAX_TRAINED_ENTRIES = 100

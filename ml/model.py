@@ -8,10 +8,14 @@ when a GPU is present. Importing this module imports Keras (and TensorFlow): kee
 
 from __future__ import annotations
 
+import logging
+
 import keras
 from keras import ops
 
 from ml.data import MAXLEN, N_FEATURES
+
+log = logging.getLogger(__name__)
 
 EXPECTED_PARAMS = 199_179
 EXPECTED_NON_TRAINABLE = 256
@@ -31,12 +35,14 @@ class AttentionPooling(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
+        """Create ``w`` (one weight per feature) and ``b`` (one bias per time step); steps must be fixed."""
         if len(input_shape) != 3 or input_shape[1] is None:
             raise ValueError(f"AttentionPooling needs (batch, steps, features) with fixed steps, got {input_shape}")
         self.w = self.add_weight(shape=(input_shape[-1],), initializer="glorot_uniform", name="w")
         self.b = self.add_weight(shape=(input_shape[1],), initializer="zeros", name="b")
 
     def call(self, x, mask=None):
+        """The attention-weighted sum over time of ``x``; masked steps get zero weight."""
         e = ops.tanh(ops.tensordot(x, ops.cast(self.w, x.dtype), axes=1) + ops.cast(self.b, x.dtype))
         a = ops.exp(e)
         if mask is not None:
@@ -45,9 +51,11 @@ class AttentionPooling(keras.layers.Layer):
         return ops.sum(x * ops.expand_dims(a, -1), axis=1)
 
     def compute_output_shape(self, input_shape):
+        """``(batch, features)``: the time axis is pooled away."""
         return (input_shape[0], input_shape[-1])
 
     def compute_mask(self, inputs, mask=None):
+        """No mask downstream: the time axis no longer exists."""
         return None
 
 

@@ -18,11 +18,14 @@ record is a validation record when ``u < val_fraction``. So
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 
 from ml.data import MAXLEN, Records, pad_frames
 from ml.errors import TurkeyError
+
+log = logging.getLogger(__name__)
 
 #: Changing the salt reshuffles every record's role: only do it together with a new model lineage.
 SPLIT_SALT = "turkey-split-v1"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ml.fsutil import TMP_PREFIX
 
-log = logging.getLogger("ml.retention")
+log = logging.getLogger(__name__)
 
 
 def size_of(path: Path) -> int:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ml.data import pad_frames
 from ml.errors import TurkeyError
+
+log = logging.getLogger(__name__)
 
 
 def score_file(model_path, input_json, output_csv) -> int:

@@ -5,7 +5,7 @@ absl::InitializeLog() is called are written to STDERR``, ``oneDNN custom operati
 straight to file descriptor 2, before ``TF_CPP_MIN_LOG_LEVEL`` takes effect. An Airflow task logs
 everything on stderr at ERROR, so a healthy ``train`` task looked like it had errors. :func:`import_tensorflow`
 loads TensorFlow with fd 2 redirected to a temporary file and re-logs those lines at INFO on the
-``ml.tensorflow`` logger; anything TensorFlow writes later goes to stderr as usual.
+``ml.tflog`` logger; anything TensorFlow writes later goes to stderr as usual.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-log = logging.getLogger("ml.tensorflow")
+log = logging.getLogger(__name__)
 
 
 def import_tensorflow():

@@ -34,7 +34,7 @@ import numpy as np
 
 from ml.fsutil import atomic_output
 
-log = logging.getLogger("ml.train")
+log = logging.getLogger(__name__)
 
 
 EPOCH_CRITERIA = {
@@ -75,6 +75,7 @@ class EpochSelector:
         return logs["val_auc"] >= best["val_auc"] - d and logs["val_loss"] < best["val_loss"]
 
     def update(self, logs: dict) -> tuple[bool, bool]:
+        """Feed the next epoch's validation ``logs``; return ``(is_best, stop)``."""
         self.epoch += 1
         logs = {k: float(v) for k, v in logs.items()}
         if self.best_epoch is None or self._better(logs):
@@ -99,6 +100,12 @@ def select_epoch(history: dict, criterion: str, patience: int | None = None, min
 
 @dataclass(frozen=True)
 class Recipe:
+    """Everything that decides a training run: epochs, optimiser, learning-rate schedule, epoch selection
+    (``early_stop_*``, see :data:`EPOCH_CRITERIA`), seed, precision and the number of ensembled seeds.
+
+    Presets live in :data:`PRESETS`; :func:`make_recipe` builds one with overrides.
+    """
+
     name: str = "default"
     epochs: int = 60
     batch_size: int = 32
@@ -124,6 +131,7 @@ class Recipe:
             raise ValueError(f"ensemble_seeds must be >= 1, got {self.ensemble_seeds}")
 
     def to_dict(self) -> dict:
+        """The recipe as a plain dict (for manifests and logs)."""
         return dataclasses.asdict(self)
 
 
@@ -157,6 +165,7 @@ def make_recipe(preset: str = "default", **overrides) -> Recipe:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (through Keras) and make TensorFlow's ops deterministic."""
     import keras
     import tensorflow as tf
 
@@ -166,6 +175,7 @@ def seed_everything(seed: int) -> None:
 
 
 def describe_device() -> str:
+    """``CPU`` or ``GPU: <names> (cuDNN GRU)``; turns on memory growth for each GPU found."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -323,6 +333,7 @@ def save_curves(history: dict, path) -> str:
 
 
 def save_model(model, path) -> str:
+    """Save a Keras model to ``path`` (``.keras``) atomically; return the path."""
     with atomic_output(path) as tmp:
         model.save(tmp)
     return str(path)

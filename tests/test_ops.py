@@ -264,7 +264,7 @@ def test_tensorflow_start_up_lines_are_logged_at_info_not_on_stderr():
                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr.strip() == "", out.stderr
-    assert all(line.startswith("INFO ml.tensorflow") for line in out.stdout.splitlines() if line.strip())
+    assert all(line.startswith("INFO ml.tflog") for line in out.stdout.splitlines() if line.strip())
 
 
 # ------------------------------------------------------------------------------------- min_records
