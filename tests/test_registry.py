@@ -443,13 +443,13 @@ def test_object_store_lock_release_leaves_another_holders_lock(tmp_path):
 def test_object_store_stale_break_spares_a_lock_taken_meanwhile(tmp_path, monkeypatch):
     import fsspec
 
-    from ml.registry import _ObjectLock
+    from ml.registry.lock import ObjectLock
 
     root = f"memory://lock-stale-{os.getpid()}-{tmp_path.name}"
     fs, base = fsspec.core.url_to_fs(root)
     lock = f"{base}/.registry.lock"
     fs.pipe_file(lock, json.dumps({"token": "dead", "at": 0}).encode())
-    waiter = _ObjectLock(fs, lock, lock, timeout=0.3, stale_after=600)
+    waiter = ObjectLock(fs, lock, lock, timeout=0.3, stale_after=600)
     real_holder = waiter._holder
     seen = []
 
