@@ -9,16 +9,7 @@ import pytest
 from ml.errors import GateError, TurkeyError
 from ml.pipeline import accuracy_gate, champion_gate
 from ml.registry import VERSION_FILES, Registry, make_version
-
-
-def _candidate(tmp_path, name, n_rows=5, tag="x"):
-    d = tmp_path / name
-    d.mkdir()
-    for f in VERSION_FILES:
-        (d / f).write_text(f"{tag}:{f}\n")
-    (d / "submission.csv").write_text("vid_id,is_turkey\n" + "".join(f"id{i},0.{i}\n" for i in range(n_rows)))
-    (d / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9, "val_auc": 0.95}))
-    return d
+from tests.candidates import make_candidate
 
 
 def test_versions_are_deterministic_per_run_and_sort_by_time():
@@ -30,10 +21,10 @@ def test_versions_are_deterministic_per_run_and_sort_by_time():
 
 def test_register_is_immutable_and_idempotent(tmp_path):
     reg = Registry(tmp_path / "art")
-    c = _candidate(tmp_path, "c1", tag="first")
+    c = make_candidate(tmp_path, "first")
     path, created = reg.register("v1", c, {"run_id": "r1"})
     assert created and (Path(path) / "model.keras").read_text() == "first:model.keras\n"
-    c2 = _candidate(tmp_path, "c2", tag="second")
+    c2 = make_candidate(tmp_path, "second")
     path2, created2 = reg.register("v1", c2, {"run_id": "r1"})  # a retried publish task
     assert not created2 and path2 == path and (Path(path) / "model.keras").read_text() == "first:model.keras\n"
     assert reg.versions() == ["v1"]
@@ -41,7 +32,7 @@ def test_register_is_immutable_and_idempotent(tmp_path):
 
 
 def test_incomplete_candidate_is_refused(tmp_path):
-    c = _candidate(tmp_path, "c")
+    c = make_candidate(tmp_path, "c")
     (c / "model.keras").unlink()
     with pytest.raises(TurkeyError, match="model.keras"):
         Registry(tmp_path / "art").register("v1", c, {})
@@ -49,8 +40,8 @@ def test_incomplete_candidate_is_refused(tmp_path):
 
 def test_promote_rollback_and_audit(tmp_path):
     reg = Registry(tmp_path / "art")
-    reg.register("v1", _candidate(tmp_path, "c1", 3), {})
-    reg.register("v2", _candidate(tmp_path, "c2", 4), {})
+    reg.register("v1", make_candidate(tmp_path, "c1", rows=3), {})
+    reg.register("v2", make_candidate(tmp_path, "c2", rows=4), {})
     reg.promote("v1", reason="first")
     reg.promote("v2", reason="better")
     assert reg.champion_version() == "v2"
@@ -105,8 +96,8 @@ def _reader(path, started, stop, bad, reads):
 
 def test_reader_racing_a_publish_never_sees_a_partial_file(tmp_path):
     reg = Registry(tmp_path / "art")
-    reg.register("v1", _candidate(tmp_path, "c1", 2000), {})
-    reg.register("v2", _candidate(tmp_path, "c2", 3000), {})
+    reg.register("v1", make_candidate(tmp_path, "c1", rows=2000), {})
+    reg.register("v2", make_candidate(tmp_path, "c2", rows=3000), {})
     reg.promote("v1", reason="start")
     ctx = mp.get_context("fork")
     started, stop, bad, reads = ctx.Event(), ctx.Event(), ctx.Value("i", 0), ctx.Value("i", 0)
@@ -130,13 +121,13 @@ def test_registry_on_an_object_store_url(tmp_path):
     root = f"memory://registry-{os.getpid()}-{tmp_path.name}"
     reg = Registry(root)
     assert reg.versions() == [] and reg.champion() is None
-    reg.register("v1", _candidate(tmp_path, "c1", 3), {"run_id": "r1"})
-    _, created = reg.register("v1", _candidate(tmp_path, "c1b", 9), {"run_id": "r1"})
+    reg.register("v1", make_candidate(tmp_path, "c1", rows=3), {"run_id": "r1"})
+    _, created = reg.register("v1", make_candidate(tmp_path, "c1b", rows=9), {"run_id": "r1"})
     assert not created
     # A version whose manifest (uploaded last) is missing is not published yet.
     fs, base = fsspec.core.url_to_fs(root)
     fs.pipe_file(f"{base}/models/v0-partial/model.keras", b"half")
-    reg.register("v2", _candidate(tmp_path, "c2", 4), {"run_id": "r2"})
+    reg.register("v2", make_candidate(tmp_path, "c2", rows=4), {"run_id": "r2"})
     assert reg.versions() == ["v1", "v2"]
     reg.promote("v1", reason="first")
     reg.promote("v2", reason="better")
@@ -146,7 +137,7 @@ def test_registry_on_an_object_store_url(tmp_path):
     assert reg.submission_path().startswith("memory://")
     assert [e["action"] for e in reg.audit()] == ["promote", "promote", "rollback"]
     local = reg.fetch_model("v2", tmp_path / "dl")
-    assert Path(local).read_text() == "x:model.keras\n"
+    assert Path(local).read_text() == "c2:model.keras\n"
     assert reg.describe("champion")["model"].startswith("memory://")
 
 
@@ -154,7 +145,7 @@ def test_registry_on_an_object_store_url(tmp_path):
 def _reg_with(tmp_path, versions=("v1", "v2")):
     reg = Registry(tmp_path / "art")
     for i, v in enumerate(versions):
-        reg.register(v, _candidate(tmp_path, f"c-{v}", 3 + i, tag=v), {"run_id": f"r-{v}"})
+        reg.register(v, make_candidate(tmp_path, v, rows=3 + i), {"run_id": f"r-{v}"})
     return reg
 
 
@@ -224,7 +215,7 @@ def test_object_store_lock_is_exclusive_and_a_stale_one_is_broken(tmp_path, monk
 
     root = f"memory://lock-{os.getpid()}-{tmp_path.name}"
     reg = Registry(root)
-    reg.register("v1", _candidate(tmp_path, "c1", 3), {})
+    reg.register("v1", make_candidate(tmp_path, "c1", rows=3), {})
     fs, base = fsspec.core.url_to_fs(root)
     fs.pipe_file(f"{base}/.registry.lock", json.dumps({"token": "other", "at": __import__("time").time()}).encode())
     monkeypatch.setenv("TURKEY_REGISTRY_LOCK_TIMEOUT_S", "0.2")

@@ -1,5 +1,6 @@
-"""Shared pieces of the fault-injection suite: small fake versions, the registry invariants, process and
-filesystem helpers. Nothing here trains a model: a version is a folder of small distinct files."""
+"""Shared pieces of the fault-injection suite: seeded registries (of :func:`tests.candidates.make_candidate`
+folders, re-exported here), the registry invariants, process and filesystem helpers. Nothing here trains a
+model: a version is a folder of small distinct files."""
 
 from __future__ import annotations
 
@@ -14,21 +15,11 @@ from pathlib import Path
 import pytest
 
 from ml.faults import ENV as FAULT_ENV
-from ml.registry import INTENT_NAME, POINTER_ACTIONS, VERSION_FILES, Registry
+from ml.registry import INTENT_NAME, POINTER_ACTIONS, Registry
+from tests.candidates import make_candidate
 
 REPO = Path(__file__).resolve().parents[2]
 TURKEY = str(Path(sys.executable).with_name("turkey"))
-
-
-def make_candidate(parent: Path, tag: str, rows: int = 20) -> Path:
-    """A complete candidate folder whose every file (and submission) is unique to ``tag``."""
-    d = Path(parent) / f"cand-{tag}"
-    d.mkdir(parents=True, exist_ok=True)
-    for f in VERSION_FILES:
-        (d / f).write_text(f"{tag}:{f}\n")
-    (d / "submission.csv").write_text("vid_id,is_turkey\n" + "".join(f"{tag}-{i},0.{i:04d}\n" for i in range(rows)))
-    (d / "metrics.json").write_text(json.dumps({"val_accuracy": 0.9, "val_auc": 0.95, "tag": tag}))
-    return d
 
 
 def seeded_registry(tmp_path: Path, versions=("v1", "v2", "v3"), champion: str | None = "v1") -> Registry:

@@ -21,26 +21,20 @@ VERSIONS = ("v20261101T030000-aaaaaaaa", "v20261108T030000-bbbbbbbb", "v20261115
 
 
 def _candidate(root: Path, i: int) -> Path:
-    from ml.registry import VERSION_FILES
+    """Version ``i``'s files: metrics rising with ``i``, a PNG header as curves, a one-row submission."""
+    from tests.candidates import make_candidate
 
-    d = root / f"cand{i}"
-    d.mkdir(parents=True)
-    for name in VERSION_FILES:
-        (d / name).write_text("[]")
-    (d / "model.keras").write_bytes(b"not really a model")
-    (d / "metrics.json").write_text(
-        json.dumps(
-            {
-                "val_accuracy": 0.9 + i / 100,
-                "val_auc": 0.95 + i / 100,
-                "baseline_logreg": {"val_auc": 0.91, "val_accuracy": 0.86},
-            }
-        )
+    metrics = {"val_accuracy": 0.9 + i / 100, "val_auc": 0.95 + i / 100}
+    return make_candidate(
+        root,
+        f"c{i}",
+        metrics={**metrics, "baseline_logreg": {"val_auc": 0.91, "val_accuracy": 0.86}},
+        files={
+            "history.json": "{}",
+            "curves.png": b"\x89PNG\r\n\x1a\n" + bytes([i]) * 32,
+            "submission.csv": f"vid_id,is_turkey\na,0.{i}\n",
+        },
     )
-    (d / "history.json").write_text("{}")
-    (d / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes([i]) * 32)
-    (d / "submission.csv").write_text(f"vid_id,is_turkey\na,0.{i}\n")
-    return d
 
 
 @pytest.fixture()
@@ -55,13 +49,14 @@ def registry(tmp_path, monkeypatch):
     reg = Registry()
     for i, v in enumerate(VERSIONS):
         run_id = f"manual__2026-11-{i + 1:02d}T03:00:00+00:00"
+        cand = _candidate(tmp_path, i)
         reg.register(
             v,
-            _candidate(tmp_path, i),
+            cand,
             {
                 "dag_id": "turkey_training",
                 "run_id": run_id,
-                "metrics": json.loads((tmp_path / f"cand{i}" / "metrics.json").read_text()),
+                "metrics": json.loads((cand / "metrics.json").read_text()),
                 "gate": {
                     "decision": "promote" if i < 2 else "keep_champion",
                     "reason": f"reason {i}",
