@@ -11,10 +11,11 @@ REPO = Path(__file__).resolve().parent.parent
 TREES = ("ml", "plugins", "dags")
 
 
-def undocumented(path: Path) -> list[str]:
-    """``module:qualname`` of each public object in the Python file ``path`` without a docstring."""
+def undocumented(path: Path, root: Path = REPO) -> list[str]:
+    """``file: qualname`` of each public object in the Python file ``path`` without a docstring (the file
+    named relative to ``root``)."""
     tree = ast.parse(path.read_text(), filename=str(path))
-    name = path.relative_to(REPO).as_posix()
+    name = path.relative_to(root).as_posix()
     missing = [] if ast.get_docstring(tree) else [f"{name}: module"]
 
     def visit(body, prefix: str) -> None:
@@ -43,12 +44,7 @@ def test_the_checker_finds_what_is_missing(tmp_path):
     src.write_text('def f():\n    pass\n\n\nclass C:\n    """C."""\n\n    def g(self):\n        pass\n\n'
                    '    def _h(self):\n        pass\n\n    def __init__(self):\n        pass\n\n\n'
                    'def _private():\n    pass\n')
-    global REPO
-    saved, REPO = REPO, tmp_path
-    try:
-        assert undocumented(src) == ["ml/m.py: module", "ml/m.py: f", "ml/m.py: C.g"]
-    finally:
-        REPO = saved
+    assert undocumented(src, tmp_path) == ["ml/m.py: module", "ml/m.py: f", "ml/m.py: C.g"]
 
 
 def test_every_public_object_has_a_docstring():
