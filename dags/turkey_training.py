@@ -11,6 +11,7 @@ from functools import partial
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 
+from ml import defaults
 from turkey_airflow import notify, tasks
 from turkey_airflow.approval import PromotionApproval
 from turkey_airflow.assets import INCOMING_DATA, MODEL, SUBMISSION
@@ -36,28 +37,28 @@ with DAG(
     deadline=notify.run_deadline_alert(),
     tags=["turkey", "ml"],
     params={
-        "train_file": Param("landing/train.json", type="string", minLength=1, section=DATA,
+        "train_file": Param(defaults.TRAIN_FILE, type="string", minLength=1, section=DATA,
                             description="Training JSON, relative to the data root (TURKEY_DATA_ROOT)."),
-        "test_file": Param("landing/test.json", type="string", minLength=1, section=DATA,
+        "test_file": Param(defaults.TEST_FILE, type="string", minLength=1, section=DATA,
                            description="Test JSON to score, relative to the data root."),
-        "min_records": Param(100, type="integer", minimum=1, section=DATA,
+        "min_records": Param(defaults.MIN_RECORDS, type="integer", minimum=1, section=DATA,
                              description="Reject a training file with fewer records."),
-        "min_val_accuracy": Param(0.85, type="number", minimum=0, maximum=1, section=GATES,
+        "min_val_accuracy": Param(defaults.MIN_VAL_ACCURACY, type="number", minimum=0, maximum=1, section=GATES,
                                   description="Fail the run (publish nothing) below this validation accuracy."),
-        "auc_tolerance": Param(0.02, type="number", minimum=0, maximum=1, section=GATES,
+        "auc_tolerance": Param(defaults.AUC_TOLERANCE, type="number", minimum=0, maximum=1, section=GATES,
                                description="Promote when, at gate_confidence, the challenger's AUC is not worse "
                                            "than the champion's by more than this (CI lower end of challenger - "
                                            "champion >= -tolerance), on records neither model trained on."),
-        "gate_confidence": Param(0.95, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=GATES,
+        "gate_confidence": Param(defaults.GATE_CONFIDENCE, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=GATES,
                                  description="Two-sided confidence of the interval on the AUC difference."),
-        "gate_method": Param("delong", type="string", enum=["delong", "bootstrap"], section=GATES,
+        "gate_method": Param(defaults.GATE_METHOD, type="string", enum=list(defaults.GATE_METHODS), section=GATES,
                              description="Paired AUC comparison: DeLong's variance, or a seeded paired "
                                          "bootstrap (2,000 resamples)."),
-        "min_gate_records": Param(100, type="integer", minimum=1, section=GATES,
+        "min_gate_records": Param(defaults.MIN_GATE_RECORDS, type="integer", minimum=1, section=GATES,
                                   description="Refuse to compare (and so to promote, unless force_promote) when "
                                               "fewer validation records than this were not trained on by the "
                                               "champion."),
-        "recipe": Param("default", type="string", enum=["default", "seed"], section=RECIPE,
+        "recipe": Param(defaults.RECIPE, type="string", enum=defaults.recipe_names(), section=RECIPE,
                         description="Preset: 'default' (converging recipe) or 'seed' (the tutorial's)."),
         "epochs": Param(None, type=["null", "integer"], minimum=1, maximum=500, section=RECIPE,
                         description="Override the preset's maximum epochs."),
@@ -65,22 +66,22 @@ with DAG(
                             description="Override the preset's batch size."),
         "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0, maximum=1, section=RECIPE,
                                description="Override the preset's Nadam learning rate."),
-        "seed": Param(42, type="integer", minimum=0, section=RECIPE,
+        "seed": Param(defaults.SEED, type="integer", minimum=0, section=RECIPE,
                       description="Seed for weight initialisation and shuffling (same data + seed = same metrics). "
                                   "The split does not depend on it: a record's role comes from a hash of its "
                                   "vid_id."),
-        "val_fraction": Param(0.25, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=RECIPE,
+        "val_fraction": Param(defaults.VAL_FRACTION, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=RECIPE,
                               description="Share of the training file held out for validation (by vid_id hash; "
                                           "both classes must get validation records)."),
         "ensemble_seeds": Param(None, type=["null", "integer"], minimum=1, maximum=10, section=RECIPE,
                                 description="Override the preset's number of seeds averaged into the one "
                                             "published model (1 = a single model; 3 steadies the worst seed "
                                             "at ~3x training time, see the README)."),
-        "mixed_precision": Param(False, type="boolean", section=RECIPE,
+        "mixed_precision": Param(defaults.MIXED_PRECISION, type="boolean", section=RECIPE,
                                  description="Train in mixed float16 (useful on a GPU)."),
-        "force_promote": Param(False, type="boolean", section=PUBLISH,
+        "force_promote": Param(defaults.FORCE_PROMOTE, type="boolean", section=PUBLISH,
                                description="Operator override: promote even if the champion is better."),
-        "require_approval": Param(False, type="boolean", section=PUBLISH,
+        "require_approval": Param(defaults.REQUIRE_APPROVAL, type="boolean", section=PUBLISH,
                                   description="Wait for a human approval in the UI before promoting."),
         notify.RUN_DEADLINE_PARAM: Param(
             notify.DEFAULT_RUN_DEADLINE_MINUTES, type="number", minimum=0, section=ALERTS,

@@ -1,7 +1,8 @@
 """The ``turkey`` command line: the pipeline without Airflow, and the registry's front door.
 
 Exit codes: 0 success, 1 bad input or a failed gate (one readable line on stderr, no traceback),
-2 usage error.
+2 usage error (argparse: unknown option, bad value, unknown recipe). Any other exception is a bug: it
+exits non-zero with its traceback. Defaults come from :mod:`ml.defaults`, shared with the DAG's params.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from ml import defaults
 from ml.errors import TurkeyError
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+log = logging.getLogger(__name__)
 
 
 def _print_json(obj) -> None:
@@ -26,6 +26,7 @@ def _print_json(obj) -> None:
 
 
 def cmd_demo_data(a) -> int:
+    """``turkey demo-data``: write synthetic Kaggle-format train.json and test.json."""
     from ml.demo import generate
 
     paths = generate(a.out, a.train_size, a.test_size, a.seed, family=a.family)
@@ -37,6 +38,7 @@ def cmd_demo_data(a) -> int:
 
 
 def cmd_validate(a) -> int:
+    """``turkey validate``: check one file against the data rules (exit 1 with the first broken rule)."""
     from ml.validation import validate_file
 
     out = validate_file(a.file, a.split, report_dir=a.report, min_records=a.min_records)
@@ -49,9 +51,23 @@ def cmd_validate(a) -> int:
     return 0
 
 
-def cmd_train(a) -> int:
-    from ml.pipeline import evaluate_step, prepare_step, train_step, validate_inputs
+#: The ``turkey train`` options recorded as the run's settings, under the DAG's param names.
+TRAIN_SETTINGS = ("min_records", "val_fraction", "recipe", *defaults.RECIPE_OVERRIDES, "min_val_accuracy")
 
+
+def train_params(a) -> dict:
+    """``turkey train``'s settings keyed as the DAG's params (``train_file``, ``test_file``, ``recipe``, ...):
+    what :func:`ml.defaults.recipe_from_params` and :func:`ml.pipeline.build_manifest` read."""
+    return {"train_file": a.train, "test_file": a.test, **{key: getattr(a, key) for key in TRAIN_SETTINGS}}
+
+
+def cmd_train(a) -> int:
+    """``turkey train``: validate, split, pad, train and evaluate into OUT, with the same ``manifest.json``
+    a registered version gets (no champion gate); ``--min-val-accuracy`` fails (exit 1) below it."""
+    from ml.fsutil import write_json
+    from ml.pipeline import build_manifest, evaluate_step, prepare_step, train_step, validate_inputs
+
+    params = train_params(a)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))  # intermediate arrays; removed in any case
@@ -60,19 +76,11 @@ def cmd_train(a) -> int:
             a.train, a.test, work, report_dir=out / "validation", min_records=a.min_records, reject=False
         )
         p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, source=a.train)
-        recipe = {
-            "name": a.recipe,
-            "epochs": a.epochs,
-            "batch_size": a.batch_size,
-            "learning_rate": a.learning_rate,
-            "seed": a.seed,
-            "mixed_precision": a.mixed_precision or None,
-            "ensemble_seeds": a.ensemble_seeds,
-        }
-        t = train_step(p["split_npz"], p["test_padded_npz"], out, recipe, split=p["split"])
-        m = evaluate_step(p["split_npz"], out, a.seed, extra={"recipe": t["recipe"], "device": t["device"]})
+        t = train_step(p["split_npz"], p["test_padded_npz"], out, defaults.recipe_from_params(params), split=p["split"])
+        m = evaluate_step(p["split_npz"], t, a.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    write_json(build_manifest(params, v, t, m), out / "manifest.json")
     print(
         f"model {out / 'model.keras'}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
         f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})"
@@ -85,6 +93,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_score(a) -> int:
+    """``turkey score``: score a test file with a model (file or folder) into a submission CSV."""
     from ml.score import score_file
 
     path = Path(a.model)
@@ -99,6 +108,7 @@ def _decision_text(d: dict) -> str:
 
 
 def cmd_models(a) -> int:
+    """``turkey models list|show|promote|doctor``: the model registry."""
     from ml.registry import Registry
 
     reg = Registry(a.artifacts)
@@ -164,7 +174,24 @@ def _rules_epilog() -> str:
     return "rules:\n" + "\n".join(f"  {name:<{width}}  {kind:<8} {text}" for name, (kind, text) in RULES.items())
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (anything else is a usage error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (anything else is a usage error, exit 2)."""
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``turkey`` argument parser, its defaults from :mod:`ml.defaults`."""
     p = argparse.ArgumentParser(prog="turkey", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (one line per epoch when training)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -195,25 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--split", choices=["train", "test"], required=True)
     s.add_argument("--report", help="folder for the Data Docs HTML and JSON summary")
-    s.add_argument("--min-records", type=int, default=100,
-                   help="reject a training file with fewer records (default 100; like the DAG's min_records "
-                        "param it does not apply to test files)")
+    s.add_argument("--min-records", type=_positive_int, default=defaults.MIN_RECORDS,
+                   help=f"reject a training file with fewer records (default {defaults.MIN_RECORDS}; like the "
+                        "DAG's min_records param it does not apply to test files)")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("train", help="validate, split, pad, train and evaluate (no Airflow)")
     s.add_argument("--train", required=True)
     s.add_argument("--test", help="also score this test file into OUT/submission.csv")
     s.add_argument("--out", required=True)
-    s.add_argument("--recipe", default="default", help="preset: default or seed")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--learning-rate", type=float)
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--val-fraction", type=float, default=0.25)
-    s.add_argument("--min-records", type=int, default=100)
+    s.add_argument("--recipe", choices=defaults.recipe_names(), default=defaults.RECIPE,
+                   help=f"recipe preset (default {defaults.RECIPE})")
+    s.add_argument("--epochs", type=_positive_int, help="override the preset's maximum epochs")
+    s.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
+    s.add_argument("--learning-rate", type=float, help="override the preset's learning rate")
+    s.add_argument("--seed", type=int, default=defaults.SEED)
+    s.add_argument("--val-fraction", type=_fraction, default=defaults.VAL_FRACTION)
+    s.add_argument("--min-records", type=_positive_int, default=defaults.MIN_RECORDS)
     s.add_argument("--min-val-accuracy", type=float, help="fail (exit 1) below this validation accuracy")
-    s.add_argument("--mixed-precision", action="store_true")
-    s.add_argument("--ensemble-seeds", type=int, help="average this many seeds into the one model (default 1)")
+    s.add_argument("--mixed-precision", action="store_true", default=defaults.MIXED_PRECISION)
+    s.add_argument("--ensemble-seeds", type=_positive_int,
+                   help="average this many seeds into the one model (default: the preset's)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score a test JSON file with a model into a submission CSV")
@@ -253,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one ``turkey`` command; returns its exit status (0, 1 for TurkeyError or an environment fault,
+    2 for usage, 130 on Ctrl-C). Other exceptions propagate: a bug shows its traceback."""
+    defaults.set_library_environment()  # before anything imports Great Expectations or TensorFlow
     parser = build_parser()
     try:
         a = parser.parse_args(argv)
@@ -274,9 +306,6 @@ def main(argv=None) -> int:
 
         print(f"error: {as_environment_fault(exc)}", file=sys.stderr)
         return 1
-    except ValueError as exc:  # bad option values (e.g. an unknown recipe preset)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
 

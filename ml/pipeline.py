@@ -3,6 +3,13 @@
 The Airflow tasks (``plugins/turkey_airflow``) and the ``turkey`` CLI both call these; nothing here
 imports Airflow. Large data moves between steps as files under a per-run work folder on the shared
 artifacts root, never through XCom. Only :func:`train_step` (and scoring) imports TensorFlow.
+
+Each step's result has a type (a ``TypedDict``, so it stays a plain dict that XCom carries as JSON):
+validate -> :class:`Validated`, prepare -> :class:`Prepared`, train -> :class:`Trained` (and, in the DAG,
+:class:`TrainedVsChampion`: which champion it was scored against), evaluate -> :class:`Metrics`, gates ->
+:class:`AccuracyGateResult` and :class:`GateDecision`. :func:`build_manifest` describes a trained model
+from these, for the registry (DAG) and for ``turkey train``'s output folder alike. Defaults come from
+:mod:`ml.defaults`.
 """
 
 from __future__ import annotations
@@ -12,19 +19,117 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
+from ml import defaults
 from ml.data import load_arrays, pad_frames, save_arrays
 from ml.errors import DataError, GateError, TurkeyError
 from ml.fsutil import atomic_output
 
-log = logging.getLogger("ml.pipeline")
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------- step results
+class Validated(TypedDict):
+    """:func:`validate_inputs`: the compact arrays written, record counts, input digests and reports."""
+
+    train_npz: str
+    test_npz: str | None
+    n_train: int
+    n_test: int
+    train_sha256: str
+    test_sha256: str | None
+    warnings: list[str]
+    report_dir: str
+    report_html: dict[str, str | None]
+
+
+class Prepared(TypedDict):
+    """:func:`prepare_step`: the split and padded arrays, their sizes and the split's specification."""
+
+    split_npz: str
+    test_padded_npz: str | None
+    n_train: int
+    n_val: int
+    val_positive_rate: float
+    val_share_per_class: dict[str, float]
+    split: dict
+
+
+class Trained(TypedDict):
+    """:func:`train_step`: the candidate folder and how it was trained (and the champion scored)."""
+
+    candidate_dir: str
+    device: str
+    train_seconds: float
+    epochs_run: int
+    recipe: dict
+    record_ids: dict
+    champion_scoring: dict | None
+
+
+class TrainedVsChampion(Trained):
+    """A :class:`Trained` with the champion the candidate was scored against, as the DAG's train task chose
+    it from the registry: ``champion_version`` (None: no champion) and ``champion_problem`` (why a damaged
+    champion could not be compared when the operator forced past it, else None)."""
+
+    champion_version: str | None
+    champion_problem: str | None
+
+
+#: The training facts :func:`evaluate_step` copies from :class:`Trained` into ``metrics.json``.
+TRAINING_FACTS = ("device", "train_seconds", "epochs_run", "recipe")
+
+
+class Metrics(TypedDict):
+    """:func:`evaluate_step` (also ``metrics.json``): validation figures, the baseline, the paired champion
+    comparison when the champion was scored, and the :data:`TRAINING_FACTS`."""
+
+    val_accuracy: float
+    val_auc: float
+    n_train: int
+    n_val: int
+    baseline_logreg: dict
+    evaluated_on: dict
+    champion_comparison: NotRequired[dict]
+    device: str
+    train_seconds: float
+    epochs_run: int
+    recipe: dict
+
+
+class AccuracyGateResult(TypedDict):
+    """:func:`accuracy_gate` passed: the figure and the threshold."""
+
+    passed: bool
+    val_accuracy: float
+    min_val_accuracy: float
+    n_val: int | None
+
+
+class GateDecision(TypedDict):
+    """:func:`champion_gate`: promote or not, the outcome's name, the reason and what it was based on."""
+
+    champion_version: str | None
+    champion_problem: str | None
+    challenger_val_auc: float
+    champion_val_auc: float | None
+    tolerance: float
+    min_records: int
+    same_inputs_as_champion: bool
+    comparison: dict | None
+    force_promote: bool
+    promote: bool
+    decision: str
+    reason: str
 
 
 # --------------------------------------------------------------------------------------------- validate
 def validate_inputs(
-    train_path, test_path, work_dir, report_dir=None, min_records: int = 100, reject: bool = True
-) -> dict:
+    train_path, test_path, work_dir, report_dir=None, min_records: int = defaults.MIN_RECORDS, reject: bool = True
+) -> Validated:
     """Validate train and (when given) test; on success write compact arrays (``train.npz``, ``test.npz``).
 
     On failure the offending file is moved to ``rejected/`` beside its folder (when ``reject``) and a
@@ -107,7 +212,9 @@ def _unlabelled(outcome) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- prepare
-def prepare_step(train_npz, test_npz, work_dir, val_fraction: float = 0.25, source: str | None = None) -> dict:
+def prepare_step(
+    train_npz, test_npz, work_dir, val_fraction: float = defaults.VAL_FRACTION, source: str | None = None
+) -> Prepared:
     """Repeatable split by record identity (:mod:`ml.prepare`) and Keras-style padding; writes ``split.npz``
     and ``test_padded.npz``. ``source`` names the training file in error messages."""
     from ml.prepare import split_arrays, split_spec
@@ -186,7 +293,7 @@ def write_submission(ids, probs, path) -> str:
 
 
 def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, champion_model=None,
-               champion_trained_ids: set | None = None, split: dict | None = None) -> dict:
+               champion_trained_ids: set | None = None, split: dict | None = None) -> Trained:
     """Train the candidate and do all TensorFlow work of the run in this one process.
 
     Writes into ``out_dir``: model.keras, history.json, curves.png, record_ids.json (the ids trained and
@@ -270,25 +377,29 @@ EVALUATED_ON = {
 }
 
 
-def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None = None,
-                  comparison_method: str = "delong", confidence: float = 0.95) -> dict:
+def evaluate_step(split_npz, trained: Trained, seed: int = defaults.SEED,
+                  comparison_method: str = defaults.GATE_METHOD, confidence: float = defaults.GATE_CONFIDENCE
+                  ) -> Metrics:
     """Validation accuracy/AUC, the logistic-regression baseline on the same split, and -- when the
     champion was scored -- the paired champion/challenger AUC comparison on the records neither trained
-    on (:func:`ml.evaluate.compare_auc`); writes ``metrics.json``."""
+    on (:func:`ml.evaluate.compare_auc`), with the :data:`TRAINING_FACTS` of ``trained``; writes
+    ``metrics.json`` into the candidate folder."""
     from ml.evaluate import binary_metrics, compare_auc, logistic_baseline
     from ml.fsutil import write_json
 
+    candidate_dir = Path(trained["candidate_dir"])
     d = load_arrays(split_npz)
-    p = load_arrays(Path(candidate_dir) / "predictions.npz")
+    p = load_arrays(candidate_dir / "predictions.npz")
     m = binary_metrics(d["y_val"], p["val_pred"])
     base = logistic_baseline(d["x_train"], d["len_train"], d["y_train"], d["x_val"], d["len_val"], d["y_val"], seed)
-    metrics = {
+    metrics: Metrics = {
         "val_accuracy": m["accuracy"],
         "val_auc": m["roc_auc"],
         "n_train": int(len(d["y_train"])),
         "n_val": m["n"],
         "baseline_logreg": {"val_accuracy": base["accuracy"], "val_auc": base["roc_auc"]},
         "evaluated_on": EVALUATED_ON,
+        **{key: trained[key] for key in TRAINING_FACTS},
     }
     if "gate_index" in p:
         idx = p["gate_index"].astype(int)
@@ -298,8 +409,7 @@ def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None =
         else:
             cmp = {"method": comparison_method, "confidence": float(confidence), "n": 0}
         metrics["champion_comparison"] = cmp | {"n_excluded_champion_trained": int(len(d["y_val"]) - len(idx))}
-    metrics.update(extra or {})
-    write_json(metrics, Path(candidate_dir) / "metrics.json")
+    write_json(metrics, candidate_dir / "metrics.json")
     log.info(
         "validation accuracy %.4f, ROC AUC %.4f on %d validation records (logistic baseline: accuracy %.4f, AUC %.4f)",
         metrics["val_accuracy"],
@@ -312,7 +422,7 @@ def evaluate_step(split_npz, candidate_dir, seed: int = 42, extra: dict | None =
 
 
 # --------------------------------------------------------------------------------------------- gates
-def accuracy_gate(metrics: dict, min_val_accuracy: float) -> dict:
+def accuracy_gate(metrics: Metrics, min_val_accuracy: float) -> AccuracyGateResult:
     """Fail (GateError) below ``min_val_accuracy`` on this run's validation records."""
     acc = metrics["val_accuracy"]
     n = metrics.get("n_val")
@@ -343,6 +453,7 @@ def same_training(champion_manifest: dict | None, inputs: dict, recipe: dict | N
 
 
 def _fmt_comparison(c: dict) -> str:
+    """One line for a paired AUC comparison: difference, both AUCs, interval, method, records."""
     return (
         f"challenger - champion AUC {c['difference']:+.4f} ({c['challenger_auc']:.4f} vs {c['champion_auc']:.4f}), "
         f"{c['confidence']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], {c['method']}, "
@@ -350,8 +461,9 @@ def _fmt_comparison(c: dict) -> str:
     )
 
 
-def champion_gate(metrics: dict, champion_version: str | None, tolerance: float, force_promote: bool = False,
-                  min_records: int = 100, same_inputs: bool = False) -> dict:
+def champion_gate(metrics: Metrics, champion_version: str | None, tolerance: float, force_promote: bool = False,
+                  min_records: int = defaults.MIN_GATE_RECORDS, same_inputs: bool = False,
+                  champion_problem: str | None = None) -> GateDecision:
     """Challenger vs champion, fairly and with its uncertainty.
 
     Compares on ``metrics["champion_comparison"]`` (records neither model trained on). Promote when the
@@ -360,11 +472,14 @@ def champion_gate(metrics: dict, champion_version: str | None, tolerance: float,
     retrained on the champion's exact inputs and recipe (``same_inputs``), only a challenger better beyond
     the uncertainty (lower end > 0) replaces it. No comparison is made (and nothing promoted) when the
     champion's training records are unknown or fewer than ``min_records`` records remain.
-    ``force_promote`` promotes anyway; the decision says so.
+    ``force_promote`` promotes anyway; the decision says so. ``champion_problem`` (the operator forced past
+    a damaged champion, so ``champion_version`` is None) is recorded, and the reason says it, not "no
+    champion yet".
     """
     cmp = metrics.get("champion_comparison")
     decision = {
         "champion_version": champion_version,
+        "champion_problem": champion_problem,
         "challenger_val_auc": metrics["val_auc"],
         "champion_val_auc": None,
         "tolerance": tolerance,
@@ -399,6 +514,8 @@ def champion_gate(metrics: dict, champion_version: str | None, tolerance: float,
             reason = f"{detail}; lower end {'>=' if promote else '<'} -tolerance {-tolerance:+.4f}"
     if not promote and force_promote:
         promote, outcome, reason = True, "promote", f"forced by operator ({outcome}: {reason})"
+    if champion_problem:
+        reason = f"forced by operator; the champion could not be compared: {champion_problem}"
     decision.update(promote=promote, decision=outcome, reason=reason)
     log.info("champion gate: %s (%s)", outcome, reason)
     return decision
@@ -423,6 +540,7 @@ def package_versions(names=MANIFEST_PACKAGES) -> dict:
 
 
 def git_commit() -> str | None:
+    """The commit of this checkout (``git rev-parse HEAD``), else ``$TURKEY_GIT_COMMIT`` (e.g. in an image)."""
     import subprocess
 
     from ml.config import REPO_ROOT
@@ -435,5 +553,32 @@ def git_commit() -> str | None:
         return os.environ.get("TURKEY_GIT_COMMIT")
 
 
-def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+def build_manifest(params: Mapping, validated: Validated, trained: Trained, metrics: Metrics,
+                   gate: GateDecision | None = None, dag_id: str | None = None, run_id: str | None = None) -> dict:
+    """What a trained model is, for its ``manifest.json``: the run (``dag_id``/``run_id``, None for
+    ``turkey train``), its inputs and their digests, its settings (``params``, keyed as the DAG's params),
+    the metrics, the champion ``gate`` decision (None when there was none), the validation reports, the
+    code (git commit, package versions), device and record-id summary. The registry adds ``version`` and
+    ``files``; :func:`same_training` reads ``inputs``, ``params.val_fraction`` and ``metrics.recipe`` back."""
+    from ml.registry import now_iso
+
+    return {
+        "dag_id": dag_id,
+        "run_id": run_id,
+        "created_at": now_iso(),
+        "inputs": {
+            "train_file": params["train_file"],
+            "test_file": params["test_file"],
+            "train_sha256": validated["train_sha256"],
+            "test_sha256": validated["test_sha256"],
+        },
+        "params": dict(params),
+        "metrics": dict(metrics),
+        "gate": gate,
+        "compared_with": gate["champion_version"] if gate else None,
+        "validation_report": validated.get("report_html"),
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "device": trained.get("device"),
+        "record_ids": trained.get("record_ids"),
+    }

@@ -21,6 +21,50 @@ def test_usage_errors_exit_2():
     assert run("bogus").returncode == 2
 
 
+def test_bad_option_values_are_usage_errors_exit_2():
+    """An unknown recipe or a non-positive count is refused by argparse (exit 2), naming the choices."""
+    out = run("train", "--train", "t.json", "--out", "o", "--recipe", "nope")
+    assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr and "'default'" in out.stderr
+    for option in ("--epochs", "--batch-size", "--ensemble-seeds", "--min-records"):
+        out = run("train", "--train", "t.json", "--out", "o", option, 0)
+        assert out.returncode == 2 and "must be at least 1" in out.stderr, (option, out.stderr)
+    out = run("train", "--train", "t.json", "--out", "o", "--val-fraction", 1)
+    assert out.returncode == 2 and "between 0 and 1" in out.stderr
+
+
+def test_a_bug_is_not_a_usage_error(monkeypatch):
+    """A ValueError from inside a command is a bug: it propagates with its traceback, not exit 2."""
+    from ml import cli
+
+    def buggy(a):
+        raise ValueError("a real bug")
+
+    parser = cli.build_parser()
+    parser._subparsers._group_actions[0].choices["demo-data"].set_defaults(func=buggy)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    with pytest.raises(ValueError, match="a real bug"):
+        cli.main(["demo-data", "--out", "unused"])
+
+
+def test_train_settings_use_the_dag_param_names_and_defaults():
+    """`turkey train`'s recorded settings are keyed and defaulted as the DAG's params, recipe included."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from ml import cli, defaults
+
+    a = cli.build_parser().parse_args(["train", "--train", "t.json", "--out", "o", "--epochs", "3"])
+    params = cli.train_params(a)
+    dag_params = DagBag(dag_folder="dags").dags["turkey_training"].params
+    assert set(params) <= set(dag_params)
+    for key in set(params) - {"train_file", "test_file", "epochs", "min_val_accuracy"}:
+        assert params[key] == dag_params[key], key  # same defaults on both edges
+    assert defaults.recipe_from_params(params) == {
+        "name": "default", "epochs": 3, "batch_size": None, "learning_rate": None, "seed": 42,
+        "mixed_precision": False, "ensemble_seeds": None,
+    }
+    assert defaults.recipe_from_params(dict(dag_params)) == defaults.recipe_from_params(params) | {"epochs": None}
+
+
 def test_help_exits_0():
     out = run("--help")
     assert out.returncode == 0 and "demo-data" in out.stdout
@@ -65,6 +109,13 @@ def test_train_and_score_round_trip(tmp_path, demo_dir):
     assert "epoch 1/3" in out.stderr  # one log line per epoch
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert 0 <= metrics["val_accuracy"] <= 1 and "baseline_logreg" in metrics
+    assert metrics["epochs_run"] <= 3 and metrics["recipe"]["epochs"] == 3 and metrics["train_seconds"] > 0
+    # the same manifest a registered version gets (ml.pipeline.build_manifest), without a run or a gate
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    assert manifest["run_id"] is None and manifest["gate"] is None and manifest["metrics"] == metrics
+    assert manifest["inputs"]["train_file"] == str(demo_dir / "train.json") and manifest["inputs"]["test_file"] is None
+    assert len(manifest["inputs"]["train_sha256"]) == 64 and manifest["params"]["min_records"] == 50
+    assert manifest["params"]["val_fraction"] == 0.25 and manifest["record_ids"]["n_train_ids"] == metrics["n_train"]
 
     sub = tmp_path / "sub.csv"
     out = run("score", "--model", model_dir, "--input", demo_dir / "test.json", "--output", sub)

@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from ml.errors import TurkeyError
 from ml.evaluate import bootstrap_auc_differences, compare_auc, delong_auc_difference
-from ml.pipeline import champion_gate, same_training, version_trained_ids, write_record_ids
+from ml.pipeline import build_manifest, champion_gate, same_training, version_trained_ids, write_record_ids
 from ml.prepare import role_scores, split_roles
 
 
@@ -142,6 +142,32 @@ def test_same_inputs_need_a_challenger_better_beyond_the_uncertainty():
     assert not champion_gate(_metrics(-0.001), "v1", 0.005, same_inputs=True)["promote"]
     assert champion_gate(_metrics(0.0001), "v1", 0.005, same_inputs=True)["promote"]
     assert champion_gate(_metrics(0.0, 0.0, diff=0.0), "v1", 0.005, same_inputs=True, force_promote=True)["promote"]
+
+
+def test_a_damaged_champion_forced_past_is_recorded_not_called_no_champion():
+    d = champion_gate({"val_auc": 0.9}, None, 0.005, force_promote=True, champion_problem="registry damaged: x")
+    assert d["promote"] and d["champion_problem"] == "registry damaged: x"
+    assert d["reason"] == "forced by operator; the champion could not be compared: registry damaged: x"
+    assert champion_gate({"val_auc": 0.9}, None, 0.005)["champion_problem"] is None
+
+
+def test_the_manifest_is_what_same_training_reads_back():
+    """build_manifest (registry and `turkey train` alike): inputs, settings, metrics, gate; a retrain with the
+    same digests, recipe and validation share is recognised from it."""
+    params = {"train_file": "landing/train.json", "test_file": "landing/test.json", "val_fraction": 0.25, "seed": 1}
+    validated = {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {"train": "t.html"}}
+    trained = {"device": "CPU", "record_ids": {"n_train_ids": 3}, "champion_version": "v1", "champion_problem": None}
+    metrics = {"val_accuracy": 0.9, "val_auc": 0.95, "recipe": {"name": "default", "seed": 1}}
+    gate = champion_gate(metrics, "v1", 0.005)
+    man = json.loads(json.dumps(build_manifest(params, validated, trained, metrics, gate, "turkey_training", "r1")))
+    assert man["run_id"] == "r1" and man["compared_with"] == "v1" and man["gate"]["decision"] == "no_comparison"
+    assert man["metrics"] == metrics and man["params"] == params and man["device"] == "CPU"
+    assert man["inputs"] == {"train_file": "landing/train.json", "test_file": "landing/test.json",
+                             "train_sha256": "a" * 64, "test_sha256": "b" * 64}
+    assert man["validation_report"] == {"train": "t.html"} and man["record_ids"] == {"n_train_ids": 3}
+    assert same_training(man, validated, metrics["recipe"], 0.25)
+    cli = build_manifest(params, validated, trained, metrics)
+    assert cli["gate"] is None and cli["compared_with"] is None and cli["dag_id"] is None
 
 
 def test_same_training_compares_digests_recipe_and_share():

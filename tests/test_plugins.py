@@ -1,5 +1,6 @@
 """The Airflow glue outside the training tasks: ingest change detection and the example consumer."""
 
+import os
 import types
 from collections import defaultdict
 
@@ -120,8 +121,8 @@ def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch
     ctx = {"params": params, "dag_run": run, "outlet_events": FakeEvents()}
     monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
     validated = {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {}}
-    trained = {"candidate_dir": str(cand), "device": "CPU"}
-    metrics = {"val_accuracy": 0.9, "val_auc": 0.95, "champion_version": None}
+    trained = {"candidate_dir": str(cand), "device": "CPU", "champion_version": None, "champion_problem": None}
+    metrics = {"val_accuracy": 0.9, "val_auc": 0.95}
 
     first = tasks.register(validated, trained, metrics)
     again = tasks.register(validated, trained, metrics)
@@ -187,3 +188,64 @@ def test_promote_task_refuses_to_overwrite_a_champion_changed_after_the_gate(tmp
     assert [e["action"] for e in reg.audit()] == ["promote", "rollback", "promote"]
     reg.rollback("v1", user="ops", reason="again")
     assert tasks.promote({**registered, "force_promote": True})["previous"] == "v1"  # forced: no comparison
+
+
+IMPORT_PROBE = """
+import json, logging, os, pkgutil, importlib, sys
+from airflow.dag_processing.dagbag import DagBag
+import turkey_airflow
+env = dict(os.environ)
+names = ["ml", "turkey_airflow", *logging.root.manager.loggerDict]
+levels = {n: logging.getLogger(n).level for n in names}
+modules = [m.name for m in pkgutil.walk_packages(turkey_airflow.__path__, "turkey_airflow.")]
+for name in modules:
+    importlib.import_module(name)
+bag = DagBag(dag_folder="dags")
+changed_env = sorted(k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k))
+changed_levels = sorted(n for n in names if logging.getLogger(n).level != levels[n])
+print(json.dumps({"modules": modules, "dags": sorted(bag.dags), "errors": list(bag.import_errors),
+                  "env": changed_env, "levels": changed_levels}))
+"""
+
+
+def test_importing_the_glue_and_the_dags_changes_no_environment_and_no_logger_level():
+    """Parsing (the DAG processor) runs no task set-up: os.environ and logger levels stay as they were."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GX_ANALYTICS_ENABLED", "TF_CPP_MIN_LOG_LEVEL")}
+    out = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "turkey_airflow.tasks" in probe["modules"] and "turkey_airflow.notify" in probe["modules"]
+    assert probe["dags"] == ["turkey_consumer", "turkey_ingest", "turkey_training"] and not probe["errors"]
+    assert probe["env"] == [] and probe["levels"] == []
+
+
+def test_task_bodies_set_the_process_up_and_log_their_markers(monkeypatch, caplog):
+    """A task body, when it runs: library environment defaults, INFO for ml and the glue, and the
+    ml.task_marker start/end lines under the running task's id (finished, or failed when it raised)."""
+    import logging
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml import task_marker
+    from turkey_airflow import tasks
+
+    monkeypatch.delenv("GX_ANALYTICS_ENABLED", raising=False)
+    for name in ("ml", "turkey_airflow"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    ctx = {"params": {"min_val_accuracy": 0.8}, "ti": types.SimpleNamespace(task_id="accuracy_gate")}
+    monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
+    assert tasks.accuracy_gate({"val_accuracy": 0.9, "n_val": 10})["passed"]
+    with pytest.raises(AirflowFailException, match="below the threshold"):
+        tasks.accuracy_gate({"val_accuracy": 0.5, "n_val": 10})
+    assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
+    assert logging.getLogger("turkey_airflow").level == logging.getLogger("ml").level == logging.INFO
+    marks = [task_marker.parse(r.getMessage()) for r in caplog.records if r.name == "ml.task_marker"]
+    assert [(m["task"], m["event"]) for m in marks] == [
+        ("accuracy_gate", "started"), ("accuracy_gate", "finished"), ("accuracy_gate", "started"),
+        ("accuracy_gate", "failed"),
+    ]
+    assert all(m["seconds"] >= 0 and m["rss_mib"] > 0 for m in marks[1::2])

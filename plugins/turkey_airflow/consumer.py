@@ -8,11 +8,15 @@ import logging
 from airflow.sdk import get_current_context
 
 from turkey_airflow.assets import SUBMISSION
+from turkey_airflow.runtime import setup_task_process
 
-log = logging.getLogger("ml")
+log = logging.getLogger(__name__)
 
 
 def summarise_submission() -> dict:
+    """Summarise the submission the triggering asset event names (rows, predicted turkeys, mean
+    probability, metrics); an empty dict for a run without such an event."""
+    setup_task_process()
     ctx = get_current_context()
     events = ctx["triggering_asset_events"].get(SUBMISSION, [])
     if not events:

@@ -12,11 +12,15 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from turkey_airflow.assets import INCOMING_DATA
+from turkey_airflow.runtime import setup_task_process
 
-log = logging.getLogger("ml")
+log = logging.getLogger(__name__)
 
 
 def check_landing() -> dict:
+    """Announce the landing folder's inputs (an ``INCOMING_DATA`` event with their digests) when no
+    training run trained on them and they were not announced before; otherwise skip, saying why."""
+    setup_task_process()
     from ml import ingest_state
     from ml.config import landing_dir
     from ml.registry import sha256_file

@@ -41,7 +41,7 @@ WEBHOOK_CONN_ID = "turkey_webhook"
 RUN_DEADLINE_PARAM = "run_deadline_minutes"
 DEFAULT_RUN_DEADLINE_MINUTES = 360
 
-log = logging.getLogger("turkey.notify")
+log = logging.getLogger(__name__)
 _said_off = False  # "notifications are off" is logged once per process
 
 SEVERITY = {
@@ -69,9 +69,11 @@ class Message:
 
     @property
     def severity(self) -> str:
+        """``error``, ``warning`` or ``info``, by event (:data:`SEVERITY`)."""
         return SEVERITY.get(self.event, "info")
 
     def lines(self) -> list[str]:
+        """The message as lines: title, DAG, run, task, reason, details (those set), link."""
         out = [self.title, f"DAG: {self.dag_id}", f"Run: {self.run_id}"]
         if self.task_id:
             out.append(f"Task: {self.task_id}")
@@ -82,12 +84,15 @@ class Message:
         return out
 
     def text(self) -> str:
+        """The plain-text body: :meth:`lines`, one per line."""
         return "\n".join(self.lines())
 
     def subject(self) -> str:
+        """The e-mail subject: ``[turkey <severity>] <title>``."""
         return f"[turkey {self.severity}] {self.title}"
 
     def html(self) -> str:
+        """The HTML e-mail body: the title, the other lines as a list, the link."""
         rows = "".join(f"<li>{html.escape(line)}</li>" for line in self.lines()[1:-1])
         return (
             f"<p><b>{html.escape(self.title)}</b></p><ul>{rows}</ul>"
@@ -95,6 +100,7 @@ class Message:
         )
 
     def payload(self) -> dict:
+        """The webhook's JSON body: the text and every field."""
         return {
             "text": self.text(),
             "event": self.event,
@@ -138,10 +144,12 @@ def base_url() -> str:
 
 
 def run_link(dag_id: str, run_id: str) -> str:
+    """The Airflow UI address of a DAG run."""
     return f"{base_url()}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
 def task_link(dag_id: str, run_id: str, task_id: str) -> str:
+    """The Airflow UI address of a task in a DAG run."""
     return f"{run_link(dag_id, run_id)}/tasks/{quote(task_id, safe='')}"
 
 
@@ -380,6 +388,7 @@ class TurkeyNotifier(BaseNotifier):
         self.event = event
 
     def notify(self, context) -> None:
+        """Build the event's message from the task context and send it (nothing when it does not apply)."""
         message = build_message(self.event, context)
         if message is not None:
             send(message, context)
@@ -409,14 +418,17 @@ class RunDeadline(BaseDeadlineReference):
     required_kwargs = {"dag_id", "run_id"}
 
     def serialize_reference(self) -> dict:
+        """The reference as stored with the serialized DAG: its type, param name and default minutes."""
         return {"reference_type": self.reference_name, "param": self.param, "default_minutes": self.default_minutes}
 
     @classmethod
     def deserialize_reference(cls, reference_data: dict) -> RunDeadline:
+        """The reference from :meth:`serialize_reference`'s dict."""
         return cls(reference_data.get("param", RUN_DEADLINE_PARAM),
                    reference_data.get("default_minutes", DEFAULT_RUN_DEADLINE_MINUTES))
 
     def minutes_for(self, conf: dict | None) -> float:
+        """The deadline in minutes for a run with ``conf`` (its param, else the default; 0 = none)."""
         value = (conf or {}).get(self.param, self.default_minutes)
         return float(self.default_minutes if value is None else value)
 

@@ -1,28 +1,42 @@
 """Bodies of the ``turkey_training`` tasks: read params and context, call ``ml.pipeline``, map errors.
 
-Each function returns a small JSON-able dict (paths and figures) that travels by XCom; arrays stay in
-files on the shared artifacts root. ``ml.errors.TurkeyError`` (bad data, failed gate) becomes
-``AirflowFailException``: the task fails at once, without retries, with the one-line reason.
+Each function returns a small JSON-able dict (paths and figures), typed by ``ml.pipeline``'s step results,
+that travels by XCom; arrays stay in files on the shared artifacts root. Every body runs inside
+:func:`_task_body`: the task process is set up (:func:`turkey_airflow.runtime.setup_task_process`), the
+body's start and end are logged (:func:`ml.task_marker.task_body`, read by the bench), and
+``ml.errors.TurkeyError`` (bad data, failed gate) becomes ``AirflowFailException`` (:func:`_fail_cleanly`):
+the task fails at once, without retries, with the one-line reason. Importing this module has no side effects.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from turkey_airflow.assets import MODEL, SUBMISSION
+from turkey_airflow.runtime import setup_task_process
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-logging.getLogger("ml").setLevel(logging.INFO)
+if TYPE_CHECKING:
+    from ml.pipeline import AccuracyGateResult, Metrics, Prepared, Trained, TrainedVsChampion, Validated
+
+log = logging.getLogger(__name__)
+
+
+def _task_id(fn) -> str:
+    """The running task's id (the DAG may name a task other than its function), else the function's name."""
+    ti = get_current_context().get("ti")
+    return getattr(ti, "task_id", None) or fn.__name__
 
 
 def _fail_cleanly(fn):
+    """Map ``fn``'s TurkeyError and environment faults (disk full, read-only, permission denied) to
+    AirflowFailException with the one-line reason; RegistryBusy stays an ordinary, retried failure."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ml.errors import RegistryBusy, TurkeyError
@@ -30,7 +44,7 @@ def _fail_cleanly(fn):
         try:
             return fn(*args, **kwargs)
         except RegistryBusy:
-            raise  # transient (another promotion holds the registry lock): an ordinary failure, so it is retried
+            raise  # transient (another promotion holds the registry lock): an ordinary failure, retried
         except TurkeyError as exc:
             raise AirflowFailException(str(exc)) from None
         except OSError as exc:  # disk full / read-only / permission denied anywhere (e.g. inside GX): no retry
@@ -41,26 +55,31 @@ def _fail_cleanly(fn):
     return wrapper
 
 
+def _task_body(fn):
+    """Run ``fn`` as a task body: set the task process up, log the body's start and end under the running
+    task's id (:func:`ml.task_marker.task_body`) and map errors (:func:`_fail_cleanly`)."""
+    clean = _fail_cleanly(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ml.task_marker import task_body
+
+        setup_task_process()
+        with task_body(_task_id(fn)):
+            return clean(*args, **kwargs)
+
+    return wrapper
+
+
 def _run_dir(context) -> Path:
     from ml.config import run_dir
 
     return run_dir(context["dag_run"].run_id)
 
 
-def _recipe(params) -> dict:
-    return {
-        "name": params["recipe"],
-        "epochs": params["epochs"],
-        "batch_size": params["batch_size"],
-        "learning_rate": params["learning_rate"],
-        "seed": params["seed"],
-        "mixed_precision": params["mixed_precision"],
-        "ensemble_seeds": params.get("ensemble_seeds"),
-    }
-
-
-@_fail_cleanly
-def validate() -> dict:
+@_task_body
+def validate() -> Validated:
+    """Validate the run's train and test files; write their compact arrays into the run folder."""
     from ml.config import resolve_input
     from ml.pipeline import validate_inputs
 
@@ -71,8 +90,9 @@ def validate() -> dict:
     return validate_inputs(train, test, run, report_dir=run / "validation", min_records=p["min_records"])
 
 
-@_fail_cleanly
-def prepare(validated: dict) -> dict:
+@_task_body
+def prepare(validated: Validated) -> Prepared:
+    """Split the training records (by vid_id hash) and pad the arrays."""
     from ml.pipeline import prepare_step
 
     ctx = get_current_context()
@@ -81,8 +101,11 @@ def prepare(validated: dict) -> dict:
                         source=p["train_file"])
 
 
-@_fail_cleanly
-def train(prepared: dict) -> dict:
+@_task_body
+def train(prepared: Prepared) -> TrainedVsChampion:
+    """Train the candidate, scored against the registry's champion (a damaged champion fails the task
+    unless ``force_promote``; then the result says why there was no comparison)."""
+    from ml.defaults import recipe_from_params
     from ml.errors import RegistryDamaged
     from ml.pipeline import train_step, version_trained_ids
     from ml.registry import Registry
@@ -96,33 +119,33 @@ def train(prepared: dict) -> dict:
         if not ctx["params"]["force_promote"]:
             raise
         champ, champ_problem = None, str(exc)
-        logging.getLogger("ml").warning("force_promote: no champion comparison because %s", exc)
+        log.warning("force_promote: no champion comparison because %s", exc)
     champ_model = reg.fetch_model(champ, _run_dir(ctx) / "champion") if champ else None
-    return train_step(
+    trained = train_step(
         prepared["split_npz"],
         prepared["test_padded_npz"],
         _run_dir(ctx) / "candidate",
-        _recipe(ctx["params"]),
+        recipe_from_params(ctx["params"]),
         champion_model=champ_model,
         champion_trained_ids=version_trained_ids(reg, champ) if champ else None,
         split=prepared.get("split"),
-    ) | {"champion_version": champ, "champion_problem": champ_problem}
+    )
+    return {**trained, "champion_version": champ, "champion_problem": champ_problem}
 
 
-@_fail_cleanly
-def evaluate(prepared: dict, trained: dict) -> dict:
+@_task_body
+def evaluate(prepared: Prepared, trained: Trained) -> Metrics:
+    """Validation figures, the baseline and the paired champion comparison (``metrics.json``)."""
     from ml.pipeline import evaluate_step
 
-    ctx = get_current_context()
-    extra = {k: trained[k] for k in ("device", "train_seconds", "epochs_run", "recipe")}
-    p = ctx["params"]
-    m = evaluate_step(prepared["split_npz"], trained["candidate_dir"], p["seed"], extra=extra,
-                      comparison_method=p["gate_method"], confidence=p["gate_confidence"])
-    return m | {"champion_version": trained.get("champion_version"), "champion_problem": trained.get("champion_problem")}
+    p = get_current_context()["params"]
+    return evaluate_step(prepared["split_npz"], trained, p["seed"], comparison_method=p["gate_method"],
+                         confidence=p["gate_confidence"])
 
 
-@_fail_cleanly
-def accuracy_gate(metrics: dict) -> dict:
+@_task_body
+def accuracy_gate(metrics: Metrics) -> AccuracyGateResult:
+    """Fail the run (publish nothing) below ``min_val_accuracy``."""
     from ml.pipeline import accuracy_gate as gate
 
     return gate(metrics, get_current_context()["params"]["min_val_accuracy"])
@@ -143,67 +166,48 @@ def run_version(reg, dag_run) -> str:
     return fresh
 
 
-@_fail_cleanly
-def register(validated: dict, trained: dict, metrics: dict) -> dict:
-    """Compare with the champion, then write the immutable version folder (winner or not)."""
+@_task_body
+def register(validated: Validated, trained: TrainedVsChampion, metrics: Metrics) -> dict:
+    """Compare with the champion, then write the immutable version folder (winner or not). Returns the
+    version, its path, whether this call created it, and the gate decision."""
     from ml import ingest_state
-    from ml.pipeline import champion_gate, git_commit, package_versions, same_training
+    from ml.pipeline import build_manifest, champion_gate, same_training
     from ml.registry import Registry, now_iso
 
     ctx = get_current_context()
     p = ctx["params"]
     dr = ctx["dag_run"]
     reg = Registry()
-    champ = metrics.get("champion_version")
+    champ = trained.get("champion_version")
     same_inputs = bool(champ) and same_training(
         reg.manifest(champ), validated, trained.get("recipe"), p["val_fraction"]
     )
     decision = champion_gate(metrics, champ, p["auc_tolerance"], p["force_promote"],
-                             min_records=p["min_gate_records"], same_inputs=same_inputs)
-    if metrics.get("champion_problem"):  # forced past a damaged champion (see train): say so, not "no champion"
-        decision.update(champion_problem=metrics["champion_problem"],
-                        reason=f"forced by operator; the champion could not be compared: {metrics['champion_problem']}")
+                             min_records=p["min_gate_records"], same_inputs=same_inputs,
+                             champion_problem=trained.get("champion_problem"))
     version = run_version(reg, dr)
-    manifest = {
-        "dag_id": dr.dag_id,
-        "run_id": dr.run_id,
-        "created_at": now_iso(),
-        "inputs": {
-            "train_file": p["train_file"],
-            "test_file": p["test_file"],
-            "train_sha256": validated["train_sha256"],
-            "test_sha256": validated["test_sha256"],
-        },
-        "params": dict(p),
-        "metrics": {k: v for k, v in metrics.items() if k not in ("champion_version", "champion_problem")},
-        "gate": decision,
-        "compared_with": decision["champion_version"],
-        "validation_report": validated.get("report_html"),
-        "git_commit": git_commit(),
-        "packages": package_versions(),
-        "device": trained.get("device"),
-        "record_ids": trained.get("record_ids"),
-    }
+    manifest = build_manifest(p, validated, trained, metrics, gate=decision, dag_id=dr.dag_id, run_id=dr.run_id)
     path, created = reg.register(version, trained["candidate_dir"], manifest)
     # What this run trained on, where the ingest check looks: it announces only data not trained on yet.
     ingest_state.record_trained(
         {"train.json": validated["train_sha256"], "test.json": validated["test_sha256"]},
         run_id=dr.run_id, version=version, at=now_iso(),
     )
-    logging.getLogger("ml").info("%s model version %s at %s", "registered" if created else "kept existing", version, path)
+    log.info("%s model version %s at %s", "registered" if created else "kept existing", version, path)
     return {"version": version, "path": str(path), "created": created, **decision}
 
 
+@_task_body
 def decide(registered: dict) -> list[str]:
     """Branch: promote directly, ask a human first, or (challenger lost) skip promotion."""
     params = get_current_context()["params"]
     if not registered["promote"]:
-        logging.getLogger("ml").info("not promoting %s: %s", registered["version"], registered["reason"])
+        log.info("not promoting %s: %s", registered["version"], registered["reason"])
         return []
     return ["approve_promotion"] if params["require_approval"] else ["promote"]
 
 
-@_fail_cleanly
+@_task_body
 def promote(registered: dict) -> dict:
     """Move the champion pointer and latest submission, and announce both assets."""
     from ml.registry import Registry
@@ -234,12 +238,12 @@ def promote(registered: dict) -> dict:
         "path": reg.submission_path(),
         "versioned_path": reg.submission_path(version),
     }
-    logging.getLogger("ml").info("champion is now %s; submission %s", version, reg.submission_path())
+    log.info("champion is now %s; submission %s", version, reg.submission_path())
     return {"version": version, "previous": pointer.get("previous"), "model": info["model"],
             "submission": reg.submission_path(), "approved_by": (approval or {}).get("by")}
 
 
-@_fail_cleanly
+@_task_body
 def cleanup() -> dict:
     """After a successful run: drop the run's bulky intermediates (npz arrays, the candidate folder, which
     the registry now holds, and any downloaded champion). The validation report stays. A failed run keeps
@@ -259,7 +263,7 @@ def cleanup() -> dict:
         elif path.is_dir():
             freed += size_of(path)
             shutil.rmtree(path)
-    logging.getLogger("ml").info("removed %.1f MiB of intermediates from %s", freed / 2**20, run)
+    log.info("removed %.1f MiB of intermediates from %s", freed / 2**20, run)
     # Retention (ml.retention): older run folders and their validation reports, killed writers' leftovers.
     from ml.config import keep_reports, report_max_age_days
     from ml.registry import Registry

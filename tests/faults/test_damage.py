@@ -155,8 +155,9 @@ def test_train_task_fails_on_a_broken_champion_unless_forced(tmp_path, monkeypat
     monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
     registered = tasks.register(
         {"train_sha256": "a" * 64, "test_sha256": "b" * 64, "report_html": {}},
-        {"candidate_dir": str(make_candidate(tmp_path, "forced")), "device": "CPU"},
-        {"val_accuracy": 0.9, "val_auc": 0.95, "champion_version": None, "champion_problem": out["champion_problem"]},
+        {"candidate_dir": str(make_candidate(tmp_path, "forced")), "device": "CPU", "champion_version": None,
+         "champion_problem": out["champion_problem"]},
+        {"val_accuracy": 0.9, "val_auc": 0.95},
     )
     gate = Registry(tmp_path / "reg").manifest(registered["version"])["gate"]
     ledger.checks(gate["promote"] and gate["reason"].startswith("forced by operator; the champion could not be "
