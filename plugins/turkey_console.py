@@ -9,12 +9,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from airflow.plugins_manager import AirflowPlugin
 
 from turkey_airflow.console.console_links import CONSOLE_PREFIX, ModelVersionLink, ValidationReportLink
 
+log = logging.getLogger(__name__)
+
 
 def _console_app():
+    """The console's FastAPI app, built when Airflow loads this plugin."""
     from turkey_airflow.console.console_app import create_app
 
     return create_app()

@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from turkey_airflow.notify import TurkeyNotifier
 
-log = logging.getLogger("turkey.approval")
+log = logging.getLogger(__name__)
 
 
 def decision_record(event: dict) -> dict:
@@ -43,6 +43,7 @@ def decision_record(event: dict) -> dict:
 
 
 def describe_decision(record: dict, version: str | None) -> str:
+    """One line for the task log and the skip message: who decided what, when, and the comment."""
     text = f"{record['decision']} by {record['by']} at {record['at']}: promotion of {version}"
     text += " goes ahead" if record["decision"] == "approved" else " skipped"
     return text + (f" (comment: {record['comment']})" if record.get("comment") else "")
@@ -54,13 +55,20 @@ class PromotionApproval(ApprovalOperator):
     def __init__(self, **kwargs):
         kwargs.setdefault(
             "params",
-            {"comment": Param(None, type=["null", "string"], title="Comment",
-                              description="Optional: why you approve or reject (recorded in the audit log).")},
+            {
+                "comment": Param(
+                    None,
+                    type=["null", "string"],
+                    title="Comment",
+                    description="Optional: why you approve or reject (recorded in the audit log).",
+                )
+            },
         )
         kwargs.setdefault("notifiers", [TurkeyNotifier("approval")])
         super().__init__(**kwargs)
 
     def execute_complete(self, context, event: dict):
+        """Record the human response: on Approve return it with ``approval``; on Reject audit it and skip."""
         # HITLOperator's part only (validate the response, fill the summary): ApprovalOperator's would end
         # a Reject as a green success that skips downstream; here a Reject ends this task skipped.
         result = HITLOperator.execute_complete(self, context=context, event=event)
@@ -76,8 +84,11 @@ class PromotionApproval(ApprovalOperator):
             from ml.registry import Registry
 
             Registry().record_rejection(
-                version, user=record["by"], reason=f"promotion rejected by {record['by']}",
-                approval=record, run_id=context["dag_run"].run_id,
+                version,
+                user=record["by"],
+                reason=f"promotion rejected by {record['by']}",
+                approval=record,
+                run_id=context["dag_run"].run_id,
             )
         log.info("decision: %s", message)
         # promote (trigger rule none_failed_min_one_success) then finds no approval and skips as well

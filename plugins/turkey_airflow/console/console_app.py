@@ -9,6 +9,9 @@ validation reports from the run folders under the artifacts root.
 Errors are pages, never tracebacks: unknown or malformed version 404, a version whose files were deleted
 409, a missing or unreadable registry 503, no login 401, no edit right 403. A refused request writes
 nothing.
+
+Each request reads the champion pointer once (:func:`open_registry`) and passes the version down to
+whatever needs it; compare-and-set in the registry still guards a promotion against a change meanwhile.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import hashlib
 import hmac
 import logging
 import mimetypes
-import posixpath
 import re
 import time
 from pathlib import Path
@@ -29,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from turkey_airflow.console import console_html as H
 
-log = logging.getLogger("turkey_airflow.console")
+log = logging.getLogger(__name__)
 
 DAG_ID = "turkey_training"
 #: A version as the registry names them, and a run id as Airflow makes them: one harmless path component.
@@ -161,7 +163,8 @@ def check_name(name: str, what: str = "version") -> str:
 
 
 def open_registry():
-    """The registry, checked to be reachable: 503 when its root is missing or unreadable."""
+    """``(registry, champion version or None)``, the registry checked to be reachable: 503 when its root is
+    missing or unreadable, or its champion pointer is damaged. The one read of the pointer per request."""
     from ml.registry import Registry
 
     try:
@@ -181,8 +184,8 @@ def open_registry():
             f"the model registry root {reg.root} does not exist or is not a folder",
             "Check TURKEY_REGISTRY_URL / TURKEY_ARTIFACTS_ROOT, or run the pipeline once.",
         )
-    read_registry(reg.champion)  # an unreadable champion pointer makes every page 503, with the repair named
-    return reg
+    # an unreadable champion pointer makes every page 503, with the repair named
+    return reg, read_registry(reg.champion_version)
 
 
 def read_registry(fn, *args):
@@ -204,20 +207,20 @@ def read_registry(fn, *args):
         ) from None
 
 
-def load_version(reg, version: str) -> dict:
-    """``describe()`` of ``version``: 404 unknown or malformed, 409 when files listed in its manifest are gone."""
-    from ml.config import safe_name
+def load_version(reg, version: str, champ: str | None) -> dict:
+    """``describe()`` of ``version`` (``champ``: the champion version this request read): 404 unknown or
+    malformed, 409 when files listed in its manifest are gone."""
     from ml.errors import RegistryDamaged, TurkeyError
 
     check_name(version)
-    vdir = posixpath.join(reg.base, "models", safe_name(version))
-    if not read_registry(reg.fs.isdir, vdir):
+    if not read_registry(reg.fs.isdir, reg.version_path(version)):
         raise ConsoleError(404, "No such version", f"there is no model version {version!r} in {reg.models}")
     try:
-        missing = [] if read_registry(reg.fs.isfile, posixpath.join(vdir, "manifest.json")) else ["manifest.json"]
+        has_manifest = read_registry(reg.fs.isfile, reg.version_path(version, "manifest.json"))
+        missing = [] if has_manifest else ["manifest.json"]
         missing = missing or read_registry(reg.missing_files, version)
         if not missing:
-            return read_registry(reg.describe, version)
+            return read_registry(reg.describe, version, champ)
     except RegistryDamaged as exc:
         raise ConsoleError(503, "Registry damaged", str(exc)) from None
     except TurkeyError as exc:
@@ -301,8 +304,8 @@ SORT_KEYS = {
 }
 
 
-def _rows(reg) -> list[dict]:
-    champ = read_registry(reg.champion_version)
+def _rows(reg, champ: str | None) -> list[dict]:
+    """One row per version for the Models page (``champ``: the champion version this request read)."""
     audit = read_registry(reg.audit)
     rows = []
     for v in read_registry(reg.versions):
@@ -327,10 +330,10 @@ def _rows(reg) -> list[dict]:
     return rows
 
 
-def models_page(reg, user: str, sort: str, order: str, note: str = "") -> str:
-    """The Models page: every version with its run, metrics, gate decision, champion marker and history,
-    sorted by ``sort`` (a ``SORT_KEYS`` key) in ``order`` (``asc``/``desc``)."""
-    rows = _rows(reg)
+def models_page(reg, champ: str | None, user: str, sort: str, order: str, note: str = "") -> str:
+    """The Models page: every version with its run, metrics, gate decision, champion marker (``champ``) and
+    history, sorted by ``sort`` (a ``SORT_KEYS`` key) in ``order`` (``asc``/``desc``)."""
+    rows = _rows(reg, champ)
     key = sort if sort in SORT_KEYS else "created"
     desc = order != "asc"
     rows.sort(key=SORT_KEYS[key], reverse=desc)
@@ -406,18 +409,19 @@ def _history_html(entries: list[dict]) -> str:
 
 
 def _approval_html(man: dict, entries: list[dict]) -> str:
-    """The human-in-the-loop decision, where one was recorded (``approval`` on a promotion, or a rejection)."""
+    """The human-in-the-loop decision, where one was recorded (``approval`` on a promotion, or a rejection;
+    read by :meth:`ml.registry.Registry.decision_of`). A rejection without a comment shows its reason."""
+    from ml.registry import Registry
+
     rows = []
     for e in entries:
-        a = e.get("approval") if isinstance(e.get("approval"), dict) else {}
-        if not a and e.get("action") != "rejected":
+        d = Registry.decision_of(e)
+        if d is None:
             continue
-        decision = a.get("decision") or ("rejected" if e.get("action") == "rejected" else "approved")
-        comment = a.get("comment") or (e.get("reason") if e.get("action") == "rejected" else None)
+        comment = d["comment"] or (e.get("reason") if e.get("action") == "rejected" else None)
         rows.append(
-            f"<li>{H.badge(decision, 'promote' if decision == 'approved' else 'reject')} by "
-            f"<b>{H.esc(a.get('by') or e.get('user'))}</b> at {H.esc(a.get('at') or e.get('at'))}"
-            f"{' — ' + H.esc(comment) if comment else ''}</li>"
+            f"<li>{H.badge(d['decision'], 'promote' if d['decision'] == 'approved' else 'reject')} by "
+            f"<b>{H.esc(d['by'])}</b> at {H.esc(d['at'])}{' — ' + H.esc(comment) if comment else ''}</li>"
         )
     if rows:
         return f'<ul id="approval">{"".join(rows)}</ul>'
@@ -426,14 +430,14 @@ def _approval_html(man: dict, entries: list[dict]) -> str:
     return f'<p class="muted">{text}</p>'
 
 
-def version_page(reg, info: dict, user: str, can_edit: bool) -> str:
-    """One version's page (``info`` from :func:`load_version`): curves, metrics, lineage, gate reason, human
-    decisions, history, downloads; the promote/roll-back button only when ``can_edit``."""
+def version_page(reg, info: dict, champ: str | None, user: str, can_edit: bool) -> str:
+    """One version's page (``info`` from :func:`load_version`; ``champ`` the champion version): curves,
+    metrics, lineage, gate reason, human decisions, history, downloads; the promote/roll-back button only
+    when ``can_edit``."""
     man, m, v = info["manifest"], info["metrics"], info["version"]
     gate = man.get("gate") or {}
     audit = [e for e in read_registry(reg.audit) if e.get("version") == v]
     run = H.run_url(man.get("dag_id"), man.get("run_id"))
-    champ = read_registry(reg.champion_version)
     base = m.get("baseline_logreg") or {}
     metrics_rows = "".join(
         f"<tr><td>{label}</td><td class=num>{H.fmt(val, digits)}</td></tr>"
@@ -535,11 +539,10 @@ def audit_page(reg, user: str, note: str = "") -> str:
     )
 
 
-def confirm_page(reg, info: dict, user: str) -> str:
+def confirm_page(reg, info: dict, champ: str | None, user: str) -> str:
     """The confirmation form for making ``info``'s version the champion: carries the confirm token and the
-    champion shown (compare-and-set on POST) and asks for the reason recorded in the audit."""
+    champion shown (``champ``; compare-and-set on POST) and asks for the reason recorded in the audit."""
     v = info["version"]
-    champ = read_registry(reg.champion_version)
     verb = _verb(reg, v, champ)
     m = info["metrics"]
     body = (
@@ -670,38 +673,39 @@ def create_app() -> FastAPI:
 
     @app.get("/models", response_class=HTMLResponse)
     def models(user: Reader, sort: str = "created", order: str = "desc"):
-        return _html(models_page(open_registry(), user.get_name(), sort, order))
+        reg, champ = open_registry()
+        return _html(models_page(reg, champ, user.get_name(), sort, order))
 
     @app.get("/models/{version}", response_class=HTMLResponse)
     def version(version: str, user: Reader):
-        reg = open_registry()
-        info = load_version(reg, version)
-        return _html(version_page(reg, info, user.get_name(), _allowed(user, "PUT")))
+        reg, champ = open_registry()
+        info = load_version(reg, version, champ)
+        return _html(version_page(reg, info, champ, user.get_name(), _allowed(user, "PUT")))
 
     @app.get("/models/{version}/curves.png")
     def curves(version: str, user: Reader):
-        reg = open_registry()
-        load_version(reg, version)
-        return _file_response(reg, posixpath.join(reg.base, "models", version, "curves.png"), "image/png")
+        reg, champ = open_registry()
+        load_version(reg, version, champ)
+        return _file_response(reg, reg.version_path(version, "curves.png"), "image/png")
 
     @app.get("/models/{version}/submission.csv")
     def submission(version: str, user: Reader):
-        reg = open_registry()
-        load_version(reg, version)
+        reg, champ = open_registry()
+        load_version(reg, version, champ)
         return _file_response(
             reg,
-            posixpath.join(reg.base, "models", version, "submission.csv"),
+            reg.version_path(version, "submission.csv"),
             "text/csv",
             download_name=f"submission-{version}.csv",
         )
 
     @app.get("/models/{version}/promote", response_class=HTMLResponse)
     def promote_confirm(version: str, user: Editor):
-        reg = open_registry()
-        info = load_version(reg, version)
-        if read_registry(reg.champion_version) == version:
+        reg, champ = open_registry()
+        info = load_version(reg, version, champ)
+        if champ == version:
             raise ConsoleError(409, "Already the champion", f"{version} is already the champion; nothing to do")
-        return _html(confirm_page(reg, info, user.get_name()))
+        return _html(confirm_page(reg, info, champ, user.get_name()))
 
     @app.post("/models/{version}/promote")
     def promote(
@@ -715,9 +719,8 @@ def create_app() -> FastAPI:
         name = user.get_name()
         _check_same_origin(request)
         _check_confirm(token, name, version)
-        reg = open_registry()
-        info = load_version(reg, version)
-        champ = read_registry(reg.champion_version)
+        reg, champ = open_registry()
+        info = load_version(reg, version, champ)
         if champ == version:
             raise ConsoleError(409, "Already the champion", f"{version} is already the champion; nothing was changed")
         if (champ or "") != expected_champion:
@@ -747,9 +750,9 @@ def create_app() -> FastAPI:
 
     @app.get("/models/{version}/announce", response_class=HTMLResponse)
     def announce_confirm(version: str, user: Editor):
-        reg = open_registry()
-        load_version(reg, version)
-        _require_champion(reg, version)
+        reg, champ = open_registry()
+        load_version(reg, version, champ)
+        _require_champion(champ, version)
         return _html(announce_page(version, user.get_name()))
 
     @app.post("/models/{version}/announce")
@@ -757,9 +760,9 @@ def create_app() -> FastAPI:
         name = user.get_name()
         _check_same_origin(request)
         _check_confirm(token, name, ANNOUNCE + version)
-        reg = open_registry()
-        info = load_version(reg, version)
-        _require_champion(reg, version)
+        reg, champ = open_registry()
+        info = load_version(reg, version, champ)
+        _require_champion(champ, version)
         assets_ready()
         metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
         announce(version, metrics, info["model"], reg.submission_path(), reg.submission_path(version))
@@ -768,12 +771,12 @@ def create_app() -> FastAPI:
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(user: Reader, done: str | None = None):
-        reg = open_registry()
+        reg, champ = open_registry()
         # the banner only repeats what the registry says (a crafted ?done= link announces nothing)
         note = (
             f'<div class="card ok" id="done">Champion is now <span class="mono">{H.esc(done)}</span>; '
             "recorded below and announced to downstream DAGs.</div>"
-            if done and done == read_registry(reg.champion_version)
+            if done and done == champ
             else ""
         )
         return _html(audit_page(reg, user.get_name(), note))
@@ -806,8 +809,8 @@ def _events_hint(version: str) -> str:
 ANNOUNCE = "announce "
 
 
-def _require_champion(reg, version: str) -> None:
-    champ = read_registry(reg.champion_version)
+def _require_champion(champ: str | None, version: str) -> None:
+    """409 unless ``version`` is the champion (``champ``, as this request read it)."""
     if champ != version:
         raise ConsoleError(
             409,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from urllib.parse import quote, urlencode
 
-PREFIX = "/turkey"
+from turkey_airflow.console.console_links import CONSOLE_PREFIX as PREFIX
+
+log = logging.getLogger(__name__)
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1a202c;background:#fff}

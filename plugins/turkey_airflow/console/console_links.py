@@ -7,9 +7,12 @@ instance as ``ti_key`` and may pull the task's own return value.
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
+
+log = logging.getLogger(__name__)
 
 #: Where the plugin mounts the console app on the API server.
 CONSOLE_PREFIX = "/turkey"
@@ -43,6 +46,7 @@ class ModelVersionLink(BaseOperatorLink):
     name = "Model version"
 
     def get_link(self, operator, *, ti_key) -> str:
+        """The version page of the version in the task's return value ("" when it returned none)."""
         pull = getattr(ti_key, "xcom_pull", None)
         value = pull(task_ids=ti_key.task_id) if pull else None
         version = value.get("version") if isinstance(value, dict) else None
@@ -55,4 +59,5 @@ class ValidationReportLink(BaseOperatorLink):
     name = "Validation report"
 
     def get_link(self, operator, *, ti_key) -> str:
+        """The validation report index of the task's run."""
         return validation_page(ti_key.run_id)
