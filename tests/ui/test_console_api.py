@@ -169,6 +169,20 @@ def test_a_viewer_can_read_every_page(client, registry, path):
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(
+    "path", [*READ_ENDPOINTS[:5], f"/models/{VERSIONS[0]}/promote", f"/models/{VERSIONS[1]}/announce"]
+)
+def test_each_page_reads_the_champion_pointer_once(client, registry, monkeypatch, path):
+    from ml.registry import Registry
+
+    reads = []
+    real = Registry.champion
+    monkeypatch.setattr(Registry, "champion", lambda self: reads.append(1) or real(self))
+    r = client.get(path, headers=client.as_role("admin"))
+    assert r.status_code == 200, r.text
+    assert len(reads) == 1
+
+
 def test_models_page_lists_versions_with_run_links_metrics_and_champion(client, registry):
     r = client.get("/models", headers=client.as_role("viewer"))
     html = r.text
