@@ -346,7 +346,7 @@ def test_a_post_without_a_valid_confirmation_changes_nothing(client, registry, e
         version = VERSIONS[1]
         form = {
             **_confirm_form(client, VERSIONS[0]),
-            "token": __import__("turkey_airflow.console.console_app", fromlist=["x"]).confirm_token(
+            "token": __import__("turkey_airflow.console.console_access", fromlist=["x"]).confirm_token(
                 "admin-user", version
             ),
         }
@@ -406,7 +406,7 @@ def test_an_unreadable_registry_is_503(client, registry, events):
         r = client.get(path, headers=client.as_role("viewer"))
         assert r.status_code == 503 and "Traceback" not in r.text, (path, r.status_code, r.text[:300])
     before = _state(registry)
-    from turkey_airflow.console.console_app import confirm_token
+    from turkey_airflow.console.console_access import confirm_token
 
     form = {"token": confirm_token("admin-user", VERSIONS[0]), "expected_champion": VERSIONS[1], "reason": "x"}
     r = client.post(f"/models/{VERSIONS[0]}/promote", data=form, headers=client.as_role("admin"))
@@ -534,7 +534,7 @@ def test_the_champion_can_be_announced_again(client, registry, events):
 
 
 def test_only_the_champion_can_be_announced(client, registry, events):
-    from turkey_airflow.console.console_app import ANNOUNCE, confirm_token
+    from turkey_airflow.console.console_access import ANNOUNCE, confirm_token
 
     v = VERSIONS[0]
     assert client.get(f"/models/{v}/announce", headers=client.as_role("admin")).status_code == 409
