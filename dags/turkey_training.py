@@ -51,7 +51,7 @@ with DAG(
                                            "champion >= -tolerance), on records neither model trained on."),
         "gate_confidence": Param(defaults.GATE_CONFIDENCE, type="number", exclusiveMinimum=0, exclusiveMaximum=1, section=GATES,
                                  description="Two-sided confidence of the interval on the AUC difference."),
-        "gate_method": Param(defaults.GATE_METHOD, type="string", enum=list(defaults.GATE_METHODS), section=GATES,
+        "gate_method": Param(defaults.GATE_METHOD, type="string", enum=defaults.gate_methods(), section=GATES,
                              description="Paired AUC comparison: DeLong's variance, or a seeded paired "
                                          "bootstrap (2,000 resamples)."),
         "min_gate_records": Param(defaults.MIN_GATE_RECORDS, type="integer", minimum=1, section=GATES,

@@ -25,8 +25,7 @@ MIN_RECORDS = 100
 MIN_VAL_ACCURACY = 0.85
 AUC_TOLERANCE = 0.02
 GATE_CONFIDENCE = 0.95
-GATE_METHODS = ("delong", "bootstrap")
-GATE_METHOD = GATE_METHODS[0]
+GATE_METHOD = "delong"
 #: No champion comparison on fewer validation records the champion did not train on.
 MIN_GATE_RECORDS = 100
 
@@ -60,6 +59,13 @@ def recipe_names() -> list[str]:
     from ml.train import PRESETS
 
     return sorted(PRESETS, key=lambda name: (name != RECIPE, name))
+
+
+def gate_methods() -> list[str]:
+    """The paired AUC comparisons the champion gate may use (``ml.evaluate.COMPARISON_METHODS``)."""
+    from ml.evaluate import COMPARISON_METHODS
+
+    return list(COMPARISON_METHODS)
 
 
 def recipe_from_params(params: Mapping) -> dict:
