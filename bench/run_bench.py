@@ -30,7 +30,6 @@ import os
 import re
 import shlex
 import shutil
-import sqlite3
 import sys
 import time
 import traceback
@@ -39,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.dag_log import dag_breakdown  # noqa: E402
 from bench.common import (  # noqa: E402
     KAGGLE_TEST,
     KAGGLE_TRAIN,
@@ -108,97 +108,6 @@ def _data(spec, workers: int) -> dict:
 
 
 # ================================================================================================ 1. overhead
-TS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)Z?\s")
-
-
-def _ts(s: str) -> float:
-    return datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp()
-
-
-def dag_breakdown(output: str, started_at: float, wall: float, db_path) -> dict:
-    """Where a ``dags test`` run's wall time went: from its log lines' timestamps and the metadata DB.
-
-    Per task (``dags test`` runs them one after another in its own process):
-    ``pre`` = ``[DAG TEST] starting`` -> end of the task runner's pre-execute group (Airflow: TI start
-    through the execution API, rendering, context); ``body`` = -> ``Post Execute`` (the task function:
-    our code); ``post`` = -> ``[DAG TEST] end task`` (XCom pushes, state update); ``gap`` = -> next start.
-    """
-    events = []
-    for line in output.splitlines():
-        m = TS.match(line)
-        if m:
-            events.append((_ts(m.group(1)), line))
-    if not events:
-        raise RuntimeError("no timestamped log lines in the dags test output")
-    first = events[0][0]
-    finished = next((t for t, ln in events if "DagRun Finished" in ln), events[-1][0])
-    starts = [
-        (i, t, re.search(r"starting task_id=(\S+)", ln).group(1))
-        for i, (t, ln) in enumerate(events)
-        if "[DAG TEST] starting task_id=" in ln
-    ]
-    phases = {}
-    for k, (i, t, task) in enumerate(starts):
-        j_end = starts[k + 1][0] if k + 1 < len(starts) else len(events)
-        nxt = starts[k + 1][1] if k + 1 < len(starts) else finished
-        window = events[i:j_end]
-        b0 = next((tt for tt, ln in window if "::endgroup::" in ln and "task_runner.py:2232" in ln), None)
-        b1 = next((tt for tt, ln in window if "::group::Post Execute" in ln), None)
-        e = next((tt for tt, ln in window if f"[DAG TEST] end task task_id={task} " in ln), None)
-        if b0 is None or e is None:
-            phases[task] = {"segment": nxt - t, "pre": nxt - t, "body": 0.0, "post": 0.0, "gap": 0.0}
-            continue
-        b1 = b1 if b1 is not None and b1 >= b0 else e
-        phases[task] = {"segment": nxt - t, "pre": b0 - t, "body": b1 - b0, "post": e - b1, "gap": nxt - e}
-    ti, xcom = {}, {}
-    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        for task, state, dur in con.execute(
-            "select task_id, state, duration from task_instance where dag_id='turkey_training'"
-        ):
-            ti[task] = {"state": state, "duration": dur or 0.0}
-        for task, n, size in con.execute(
-            "select task_id, count(*), sum(length(value)) from xcom where dag_id='turkey_training' group by task_id"
-        ):
-            xcom[task] = {"rows": n, "bytes": size or 0}
-    finally:
-        con.close()
-    ml = {}
-    for t, ln in events:
-        m = re.search(r"validated .* \((train|test)\): OK in ([\d.]+)s", ln)
-        if m:
-            ml[f"validate_{m.group(1)}"] = float(m.group(2))
-        m = re.search(r"trained (\d+) epoch\(s\) in ([\d.]+)s", ln)
-        if m:
-            ml["epochs_run"] = int(m.group(1))
-            ml["fit"] = float(m.group(2))
-            ml["fit_logged_at"] = t
-        if "training on " in ln and "[ml." in ln:
-            ml["training_on_at"] = t
-        m = re.search(r"validation accuracy ([\d.]+), ROC AUC ([\d.]+)", ln)
-        if m:
-            ml["val_accuracy"], ml["val_auc"] = float(m.group(1)), float(m.group(2))
-    tr = next(((i, t) for i, t, task in starts if task == "train"), None)
-    if tr and "training_on_at" in ml and "train" in phases:
-        body_start = tr[1] + phases["train"]["pre"]
-        ml["train_before_fit"] = ml["training_on_at"] - body_start
-        if "fit_logged_at" in ml:
-            ml["train_after_fit"] = body_start + phases["train"]["body"] - ml["fit_logged_at"]
-    ok = any("DagRun Finished" in ln and "state=success" in ln for _, ln in events) or (
-        bool(ti) and all(v["state"] in ("success", "skipped") for v in ti.values())
-    )
-    return {
-        "ok": ok,
-        "startup": first - started_at,
-        "parse_and_create_run": (starts[0][1] - first) if starts else None,
-        "phases": phases,
-        "ti": ti,
-        "xcom": xcom,
-        "teardown": started_at + wall - finished,
-        "ml": ml,
-    }
-
-
 def airflow_template(root: Path) -> tuple[Path, float]:
     """A migrated, empty AIRFLOW_HOME to copy per measurement (``db migrate`` timed once)."""
     home = root / "template-home"
@@ -442,8 +351,8 @@ def render_overhead(r: dict) -> str:
         ]
     out += [
         "",
-        "Per task, medians over the DAG runs: *pre* = `[DAG TEST] starting` -> task function entered, *body* = the "
-        "task function (our code), *post* = XCom pushes and state update, *gap* = to the next task's start.",
+        "Per task, medians over the DAG runs: *pre* = `[DAG TEST] starting` -> the body's `started` marker, *body* = "
+        "the seconds in the body's `finished` marker (`ml.task_marker`, our code's own clock), *post* = XCom pushes and state update, *gap* = to the next task's start.",
         "",
     ]
     trow = []

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from bench import common
-from bench.run_bench import dag_breakdown, render
+from bench.dag_log import MissingMarker, body_markers, dag_breakdown
+from bench.run_bench import render
+from ml import task_marker
 
 
 def test_md_table_formats_and_escapes():
@@ -79,42 +81,75 @@ def _fake_db(path):
     con.close()
 
 
-def test_dag_breakdown_phases(tmp_path):
-    _fake_db(tmp_path / "a.db")
-    z = "2026-01-01T00:00:"
-    log = "\n".join(
+def _marker_lines(z: str, task: str, start: str, seconds: float, rss: float = 300) -> list[str]:
+    """The two body-marker lines ml.task_marker writes for one task, as structlog prints them under dags test."""
+    started = task_marker.STARTED.format(task=task)
+    ended = task_marker.ENDED.format(task=task, outcome="finished", seconds=seconds, rss_mib=rss)
+    end_s = f"{float(start) + seconds:09.6f}"
+    return [f"{z}{start}Z [info] {started} [ml.task_marker]", f"{z}{end_s}Z [info] {ended} [ml.task_marker]"]
+
+
+def _dag_log(z: str, with_train_marker: bool = True) -> str:
+    train_markers = _marker_lines(z, "train", "07.600000", 3.4, rss=812) if with_train_marker else []
+    return "\n".join(
         [
             f"{z}01.000000Z [info] DAG bundles loaded",
             f"{z}02.000000Z [info] [DAG TEST] starting task_id=validate map_index=-1",
-            f"{z}05.000000Z [info] ::endgroup:: [task] loc=task_runner.py:2232",
+            _marker_lines(z, "validate", "05.000000", 2.0)[0],
             f"{z}06.000000Z [info] validated /x/train.json (train): OK in 0.8s; report r",
             f"{z}06.500000Z [info] validated /x/test.json (test): OK in 0.2s; report r",
-            f"{z}07.000000Z [info] ::group::Post Execute [task] loc=task_runner.py:1580",
+            _marker_lines(z, "validate", "05.000000", 2.0)[1],
             f"{z}07.250000Z [info] [DAG TEST] end task task_id=validate map_index=-1",
             f"{z}07.500000Z [info] [DAG TEST] starting task_id=train map_index=-1",
-            f"{z}07.600000Z [info] ::endgroup:: [task] loc=task_runner.py:2232",
+            *train_markers[:1],
             f"{z}08.600000Z [info] training on CPU with recipe {{}} [ml.pipeline]",
             f"{z}10.600000Z [info] trained 3 epoch(s) in 2.0s [ml.pipeline]",
-            f"{z}11.000000Z [info] ::group::Post Execute [task] loc=task_runner.py:1580",
+            *train_markers[1:],
             f"{z}11.100000Z [info] [DAG TEST] end task task_id=train map_index=-1",
             f"{z}11.200000Z [info] DagRun Finished: dag_id=turkey_training, state=success",
         ]
     )
+
+
+def test_dag_breakdown_phases_from_task_markers(tmp_path):
+    _fake_db(tmp_path / "a.db")
+    z = "2026-01-01T00:00:"
     from datetime import datetime
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC).timestamp()
-    b = dag_breakdown(log, t0, 13.0, tmp_path / "a.db")
+    b = dag_breakdown(_dag_log(z), t0, 13.0, tmp_path / "a.db")
     assert b["ok"]
     assert b["startup"] == pytest.approx(1.0, abs=1e-4)
     assert b["parse_and_create_run"] == pytest.approx(1.0, abs=1e-4)
     v = b["phases"]["validate"]
     assert (v["pre"], v["body"], v["post"], v["gap"]) == pytest.approx((3.0, 2.0, 0.25, 0.25), abs=1e-4)
-    assert b["phases"]["train"]["gap"] == pytest.approx(0.1, abs=1e-4)
+    assert v["outcome"] == "finished" and v["rss_mib"] == 300
+    t = b["phases"]["train"]
+    assert (t["pre"], t["body"], t["post"]) == pytest.approx((0.1, 3.4, 0.1), abs=1e-4)
+    assert t["rss_mib"] == 812
     assert b["teardown"] == pytest.approx(1.8, abs=1e-4)
     assert b["ml"]["validate_train"] == 0.8 and b["ml"]["fit"] == 2.0 and b["ml"]["epochs_run"] == 3
     assert b["ml"]["train_before_fit"] == pytest.approx(1.0, abs=1e-4)
     assert b["ml"]["train_after_fit"] == pytest.approx(0.4, abs=1e-4)
     assert b["xcom"]["validate"] == {"rows": 2, "bytes": 11}
+
+
+def test_dag_breakdown_fails_loudly_without_a_body_marker(tmp_path):
+    """A task that ran but logged no marker is an error, never a body silently booked as Airflow time."""
+    _fake_db(tmp_path / "a.db")
+    with pytest.raises(MissingMarker, match="'train'"):
+        dag_breakdown(_dag_log("2026-01-01T00:00:", with_train_marker=False), 0.0, 13.0, tmp_path / "a.db")
+
+
+def test_task_marker_lines_written_by_task_body_are_read_back(caplog):
+    """The lines the real context manager logs are the ones the bench parses (no copy of the format)."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="ml.task_marker"), task_marker.task_body("evaluate"):
+        pass
+    lines = [f"2026-01-01T00:00:0{i}.000000Z [info] {r.getMessage()}" for i, r in enumerate(caplog.records)]
+    body = body_markers([(float(i), ln) for i, ln in enumerate(lines)], "evaluate")
+    assert body["start"] == 0.0 and body["outcome"] == "finished" and body["rss_mib"] > 1
 
 
 def test_render_records_failures_and_skipped_sections():
