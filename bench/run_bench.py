@@ -38,7 +38,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.dag_log import dag_breakdown  # noqa: E402
 from bench.common import (  # noqa: E402
     KAGGLE_TEST,
     KAGGLE_TRAIN,
@@ -55,6 +54,7 @@ from bench.common import (  # noqa: E402
     package_versions,
     run_proc,
 )
+from bench.dag_log import dag_breakdown  # noqa: E402
 
 SECTIONS = ("overhead", "scale", "quality", "gpu")
 PY = sys.executable
