@@ -38,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import deployed  # noqa: E402
 from bench.common import (  # noqa: E402
     KAGGLE_TEST,
     KAGGLE_TRAIN,
@@ -54,9 +55,10 @@ from bench.common import (  # noqa: E402
     package_versions,
     run_proc,
 )
-from bench.dag_log import dag_breakdown  # noqa: E402
+from bench.dag_log import DAG_ID, dag_breakdown  # noqa: E402
 
-SECTIONS = ("overhead", "scale", "quality", "gpu")
+SECTIONS = ("overhead", "deployed", "scale", "scale_dag", "quality", "gpu")
+SECTION_NUMBER = {"overhead": "1", "deployed": "1b", "scale": "2", "scale_dag": "2b", "quality": "3", "gpu": "4"}
 PY = sys.executable
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 TUTORIAL = {"Flatten": 92.31, "attention": 93.31}  # the tutorial's validation accuracy (%) on the real data
@@ -76,6 +78,7 @@ def make_config(a) -> dict:
             "epochs": 2,
             "scales": [("q300", 300, 300), ("q600", 600, 600)],
             "seeds": [42],
+            "dag_scales": [("q300", 300, 300), ("q600", 600, 600)],
             "quality_data": ("quick-300", 300, 300),
             "holdout_n": 300,
             "quality_average_of": 1,
@@ -89,6 +92,7 @@ def make_config(a) -> dict:
             "epochs": None,
             "scales": [(f"{m}x", KAGGLE_TRAIN * m, KAGGLE_TEST * m) for m in mult],
             "seeds": [42, 43, 44, 45, 46],
+            "dag_scales": [(f"{m}x", KAGGLE_TRAIN * m, KAGGLE_TEST * m) for m in (a.dag_scales or [10, 100])],
             "quality_data": ("kaggle-1x", KAGGLE_TRAIN, KAGGLE_TEST),
             "holdout_n": KAGGLE_TEST,
             "quality_average_of": 3,
@@ -570,6 +574,101 @@ def render_scale(r: dict) -> str:
     return "\n".join(out)
 
 
+# ================================================================================================ 2b. scale_dag
+DAG_SCALE_CONF = {"epochs": 1, "min_val_accuracy": 0.0}  # the training cap of the whole-DAG scale runs
+RSS_TARGET_MIB = 2048
+
+
+def section_scale_dag(cfg) -> dict:
+    """The whole ``turkey_training`` DAG (``make run``'s ``airflow dags test`` path) at each of ``cfg['dag_scales']``.
+
+    Per task: body seconds and the process's peak RSS at the body's end, from the ml.task_marker lines;
+    training capped by :data:`DAG_SCALE_CONF` (one epoch, no accuracy gate)."""
+    root = OUT / "scale_dag"
+    root.mkdir(parents=True, exist_ok=True)
+    template, _ = airflow_template(root)
+    runs = []
+    for spec in cfg["dag_scales"]:
+        data = _data(spec, cfg["workers"])
+        env, db = _fresh_dag_env(template, root / spec[0], data)
+        log(f"scale_dag: {spec[0]}: airflow dags test ({spec[1]:,} train records)")
+        p = run_proc(
+            [
+                PY,
+                REPO / "scripts" / "airflow_fast_exit.py",
+                "dags",
+                "test",
+                DAG_ID,
+                "--conf",
+                json.dumps(DAG_SCALE_CONF),
+            ],
+            env=env,
+            timeout=3600,
+            log_path=root / f"{spec[0]}.log",
+        ).check()
+        b = dag_breakdown(p.output, p.started_at, p.wall, db)
+        if not b["ok"]:
+            raise RuntimeError(
+                f"DAG run at {spec[0]} did not succeed: { ({k: v['state'] for k, v in b['ti'].items()}) }"
+            )
+        runs.append(
+            {"scale": spec[0], "n_train": spec[1], "n_test": spec[2], "wall": p.wall, "maxrss_mib": p.maxrss_mib, **b}
+        )
+        log(f"scale_dag: {spec[0]}: {p.wall:.1f}s, peak RSS {p.maxrss_mib:.0f} MiB")
+    return {"conf": DAG_SCALE_CONF, "runs": runs}
+
+
+def render_scale_dag(r: dict) -> str:
+    """Whole-DAG wall, per-task body seconds and running peak RSS per scale; growth per record; targets."""
+    runs = r["runs"]
+    tasks = list(dict.fromkeys(t for x in runs for t in x["phases"]))
+    out = [
+        f"The whole DAG as `make run` runs it (`scripts/airflow_fast_exit.py dags test {DAG_ID}`), fresh "
+        f"AIRFLOW_HOME and empty artifacts per scale, conf `{json.dumps(r['conf'])}`: **training is capped at one "
+        "epoch** (the default recipe early-stops over up to its preset's epochs; at 100x that is tens of minutes "
+        "to hours on 2 cores, so the cap keeps the run in minutes; one epoch is what the per-record growth needs). "
+        "*body* = the seconds in each task's `ml.task_marker` finished line. **RSS**: under `dags test` every task "
+        "runs in one process, so a task's figure is that process's peak RSS *so far* (at the body's end), not the "
+        "task's own; the last task's figure is the whole run's peak. Running each task in its own process "
+        "(`airflow tasks test` per task) would add a DAG parse and interpreter start per task and was not done.",
+        "",
+    ]
+    head = ["task"] + [c for x in runs for c in (f"{x['scale']} body (s)", f"{x['scale']} peak RSS so far (MiB)")]
+    rows = [
+        [f"`{t}`"]
+        + [v for x in runs for v in (x["phases"].get(t, {}).get("body"), x["phases"].get(t, {}).get("rss_mib"))]
+        for t in tasks
+    ]
+    rows.append(["**whole run (wall, process peak RSS)**"] + [v for x in runs for v in (x["wall"], x["maxrss_mib"])])
+    out += [md_table(head, rows), ""]
+    per_record = [(x["scale"], x["wall"] / x["n_train"], x) for x in runs]
+    out += ["Wall time per train record: " + "; ".join(f"{s} {v * 1000:.2f} ms" for s, v, _ in per_record) + "."]
+    if len(runs) >= 2:
+        a, b = runs[-2], runs[-1]
+        growth = (b["wall"] / b["n_train"]) / (a["wall"] / a["n_train"])
+        out += [
+            "",
+            f"- Linear growth {a['scale']} -> {b['scale']} (criterion: wall per record grows by at most 25%): "
+            f"**{'met' if growth <= 1.25 else 'not met'}** (x{growth:.2f} per record; records x{b['n_train'] / a['n_train']:.0f}, "
+            f"wall x{b['wall'] / a['wall']:.1f}; fixed start-up costs make the smaller run's per-record cost higher).",
+        ]
+    top = max(runs, key=lambda x: x["n_train"])
+    peak = top["maxrss_mib"]
+    out += [
+        f"- Peak RSS <= {RSS_TARGET_MIB / 1024:.0f} GiB per task process at {top['scale']}: "
+        f"**{'met' if peak <= RSS_TARGET_MIB else 'not met'}** (the one `dags test` process peaked at {peak:,.0f} MiB, "
+        "an upper bound for every task).",
+    ]
+    v = top["ml"].get("validate_train")
+    if v is not None:
+        out += [
+            f"- Parse + validate of the {top['scale']} train file ({top['n_train']:,} records) <= 8 s: "
+            f"**{'met' if v <= 8 else 'not met'}** ({v:.1f} s, the `validated ... (train): OK in` line inside the "
+            "`validate` body; section 2 breaks the stage down per process)."
+        ]
+    return "\n".join(out)
+
+
 # ================================================================================================ 3. quality
 QUALITY_FAMILIES = ("presence", "temporal")  # ml.demo.FAMILIES (importing ml.demo here would pull in numpy)
 
@@ -725,6 +824,8 @@ def render_gpu(r: dict) -> str:
 RUNNERS = {
     "overhead": (section_overhead, render_overhead, "1. Orchestration overhead: bare script vs the whole DAG"),
     "scale": (section_scale, render_scale, "2. Scale: 1x, 10x, 100x Kaggle size"),
+    "scale_dag": (section_scale_dag, render_scale_dag, "2b. Scale: the whole DAG at 10x and 100x"),
+    "deployed": (deployed.collect, deployed.render, f"1b. {deployed.TITLE}"),
     "quality": (section_quality, render_quality, "3. Model quality on held-out demo data"),
     "gpu": (section_gpu, render_gpu, "4. GPU training throughput"),
 }
@@ -773,22 +874,20 @@ def render(meta: dict, results: dict, sections) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-SECTION_HEADING = re.compile(r"^## (\d)\. ", re.M)
+SECTION_HEADING = re.compile(r"^## (\d[a-z]?)\. ", re.M)
 
 
 def splice_sections(old: str, new: str, sections, meta: dict) -> str:
     """``old`` with the ``sections`` replaced by ``new``'s, each stamped with the run that produced it."""
 
     def blocks(doc: str) -> dict:
-        starts = [(m.start(), int(m.group(1))) for m in SECTION_HEADING.finditer(doc)]
+        starts = [(m.start(), m.group(1)) for m in SECTION_HEADING.finditer(doc)]
         return {n: (a, starts[i + 1][0] if i + 1 < len(starts) else len(doc)) for i, (a, n) in enumerate(starts)}
 
     old_blocks, new_blocks = blocks(old), blocks(new)
     out = old
     for name in sorted(sections, key=SECTIONS.index, reverse=True):  # back to front: offsets stay valid
-        n = SECTIONS.index(name) + 1
-        if n not in old_blocks:
-            raise SystemExit(f"--splice: section {n} is not in the existing file")
+        n = SECTION_NUMBER[name]
         a, b = new_blocks[n]
         heading, _, body = new[a:b].partition("\n")
         stamp = (
@@ -797,7 +896,16 @@ def splice_sections(old: str, new: str, sections, meta: dict) -> str:
             "of the file comes from the run named at the top.*"
         )
         block = f"{heading}\n\n{stamp}\n{body}"
-        oa, ob = old_blocks[n]
+        if n in old_blocks:
+            oa, ob = old_blocks[n]
+        else:  # a section new to the file goes before the next one present (or before section 5 / the end)
+            later = [
+                old_blocks[SECTION_NUMBER[x]][0]
+                for x in SECTIONS[SECTIONS.index(name) + 1 :]
+                if SECTION_NUMBER[x] in old_blocks
+            ]
+            tail = [pos for num, (pos, _) in old_blocks.items() if num not in SECTION_NUMBER.values()]
+            oa = ob = min(later or tail or [len(out)])
         out = out[:oa] + block.rstrip("\n") + "\n\n" + out[ob:]
     return (
         out.replace(
@@ -826,6 +934,12 @@ def main(argv=None) -> int:
         type=int,
         default=None,
         help="section 2: train this many steps per scale and extrapolate to one epoch (default: full epoch)",
+    )
+    p.add_argument(
+        "--dag-scales",
+        type=lambda v: [int(x) for x in v.split(",") if x.strip()],
+        default=None,
+        help="scale multipliers for section 2b, the whole DAG (default 10,100)",
     )
     p.add_argument("--workers", type=int, default=2, help="processes generating big demo files")
     p.add_argument("--output", default=None, help="markdown file to write")
