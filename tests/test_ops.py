@@ -159,7 +159,7 @@ def test_notifications_off_without_connections_are_announced_once(monkeypatch, c
     monkeypatch.setattr(notify, "_connection", lambda conn_id: None)
     monkeypatch.setattr(notify, "_said_off", False)
     msg = notify.build_message("run_failed", _context(exception=RuntimeError("boom")))
-    with caplog.at_level(logging.INFO, logger="turkey.notify"):
+    with caplog.at_level(logging.INFO, logger="turkey_airflow.notify"):
         assert notify.send(msg, {}) == 0
         assert notify.send(msg, {}) == 0
     off = [r for r in caplog.records if "notifications are off" in r.getMessage()]
