@@ -4,9 +4,10 @@ The suites run on the *check frame*: one row per record, scalar columns only, de
 :meth:`ml.data.Records.summary_frame` by :func:`ml.expectations.columns.check_frame` (Great Expectations
 misfires on list-of-lists columns, and per-value expectations would be far too slow at 100x Kaggle size).
 
-Every expectation carries ``meta={"rule": <rule name>}``; :mod:`ml.validation` groups results by rule and
-turns them into failures (severity ``critical``) or warnings (severity ``warning``). Several expectations
-may share one rule (e.g. ``time.numeric`` checks start and end). ``records.min_count`` reads the suite
+Every expectation carries ``meta={"rule": <rule name>}``, a registered rule of :mod:`ml.validation.rules`
+(whose kind gives the severity: ``critical`` for failures, ``warning`` for warnings, and whose text gives
+the description); :mod:`ml.validation` groups results by rule and turns them into failures or warnings.
+Several expectations may share one rule (e.g. ``time.numeric`` checks start and end). ``records.min_count`` reads the suite
 parameter ``min_records`` at run time, so one suite serves every threshold.
 
 - :mod:`ml.expectations.records` — record rules shared by train and test;
@@ -15,6 +16,10 @@ parameter ``min_records`` at run time, so one suite serves every threshold.
 """
 
 from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
 

@@ -31,10 +31,14 @@ Columns (all vectorised; computing the frame for 120k records takes milliseconds
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from ml.data import N_FEATURES  # noqa: F401  (documented width, used by the suites)
+
+log = logging.getLogger(__name__)
 
 START = "start_time_seconds_youtube_clip"
 END = "end_time_seconds_youtube_clip"
