@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import deployed  # noqa: E402
+from bench import deployed, gpu_check  # noqa: E402
 from bench.common import (  # noqa: E402
     KAGGLE_TEST,
     KAGGLE_TRAIN,
@@ -807,17 +807,32 @@ def render_quality(r: dict) -> str:
 
 # ================================================================================================ 4. gpu
 def section_gpu(cfg) -> dict:
+    """The GPU check's saved result (bench/results/gpu_check.json, written by ``python -m bench.gpu_check`` on a
+    machine with a GPU), if any, and whether this machine has a GPU at all."""
     have = shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
-    return {"gpu_present": have}
+    saved = gpu_check.RESULTS_DIR / "gpu_check.json"
+    return {"gpu_present": have, "check": json.loads(saved.read_text()) if saved.is_file() else None}
 
 
 def render_gpu(r: dict) -> str:
-    if not r["gpu_present"]:
-        return (
-            "**None measured**: this machine has no GPU (no accelerator was available to this run), so there is "
-            "no GPU training-throughput number here."
-        )
-    return "A GPU device is visible on this machine, but this bench does not measure GPU throughput; **none measured**."
+    """The GPU check's tables when a result was saved, else why there is none and the command to get one."""
+    if r.get("check"):
+        return gpu_check.render(r["check"])
+    where = "this machine has a GPU" if r["gpu_present"] else "this machine has no GPU"
+    return (
+        f"**None measured**: no GPU machine was lent to the sessions that produced this file and {where}; "
+        "there is no saved GPU check result (`bench/results/gpu_check.json`).\n\n"
+        "A session lent a GPU runs the check in one call of under 8 minutes, on the GPU machine from the "
+        "repository root: `source scripts/env.sh && python -m bench.gpu_check [--wheelhouse DIR]` "
+        "(the lent machines have no internet: `--wheelhouse` / `$TURKEY_WHEELHOUSE` is a folder of wheels for "
+        "the `[gpu]` extra, `tensorflow[and-cuda]`; `--skip-install` uses a TensorFlow already installed). It "
+        "installs the extra, confirms TensorFlow sees the GPU, proves the GRU runs on the cuDNN kernel (the "
+        "`CudnnRNN*` ops in the traced train step, and a `use_cudnn=True` GRU that runs), measures epoch time "
+        "and samples/s at batch 32 and 512, mixed precision off and on, at 1x and 100x, and compares CPU and "
+        "GPU validation AUC at the same seed (target |Δ| <= 0.005). It writes `bench/results/gpu_check.json` "
+        "(and `$OUT/` when set); commit it and run `bench/run_bench.py --sections gpu --splice` to put the "
+        "tables here. `python -m bench.gpu_check --cpu-only` is its smoke mode on any machine."
+    )
 
 
 # ================================================================================================ document
