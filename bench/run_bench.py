@@ -889,6 +889,7 @@ def render(meta: dict, results: dict, sections) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+RELIABILITY_START = "<!-- reliability:start"  # tests.faults.summary.START's prefix
 SECTION_HEADING = re.compile(r"^## (\d[a-z]?)\. ", re.M)
 
 
@@ -897,7 +898,10 @@ def splice_sections(old: str, new: str, sections, meta: dict) -> str:
 
     def blocks(doc: str) -> dict:
         starts = [(m.start(), m.group(1)) for m in SECTION_HEADING.finditer(doc)]
-        return {n: (a, starts[i + 1][0] if i + 1 < len(starts) else len(doc)) for i, (a, n) in enumerate(starts)}
+        ends = [starts[i + 1][0] if i + 1 < len(starts) else len(doc) for i in range(len(starts))]
+        kept = doc.find(RELIABILITY_START)  # the fault suite's block (and its marker) is never part of a section
+        ends = [kept if a < kept < e else e for (a, _), e in zip(starts, ends, strict=True)]
+        return {n: (a, e) for (a, n), e in zip(starts, ends, strict=True)}
 
     old_blocks, new_blocks = blocks(old), blocks(new)
     out = old

@@ -193,3 +193,18 @@ def test_pad_stage_in_a_subprocess(tmp_path):
     assert r["records"] == 80 and r["n_train"] == len(tr) and r["n_val"] == len(va) == 40 - len(tr)
     assert 5 <= len(va) <= 15 and r["peak_rss_mib"] > 10
     assert (tmp_path / "split.npz").is_file() and (tmp_path / "test_padded.npz").is_file()
+
+
+def test_splice_inserts_a_new_sub_section_and_keeps_the_reliability_block():
+    from bench.run_bench import splice_sections
+
+    meta = {"command": "`x`", "date": "now", "git": "abc", "machine": {"loadavg": [1.0]}}
+    old = (
+        "# Benchmarks\n\n## 2. Scale\n\nold two\n\n## 3. Quality\n\nold three\n\n## 4. GPU\n\nold four\n\n"
+        "<!-- reliability:start (x) -->\n## 5. Reliability\n\nfaults\n<!-- reliability:end -->\n"
+    )
+    new = "# Benchmarks\n\n## 2b. Whole DAG\n\nnew two-b\n\n## 4. GPU\n\nnew four\n"
+    out = splice_sections(old, new, ["scale_dag", "gpu"], meta)
+    assert out.index("old two") < out.index("new two-b") < out.index("## 3. Quality")
+    assert "old four" not in out and out.index("new four") < out.index("<!-- reliability:start")
+    assert out.count("## 5. Reliability") == 1 and out.rstrip().endswith("<!-- reliability:end -->")
