@@ -14,7 +14,7 @@ import pytest
 
 from bench import common
 from bench.dag_log import MissingMarker, body_markers, dag_breakdown
-from bench.run_bench import render
+from bench.render import render
 from ml import task_marker
 
 
@@ -196,7 +196,7 @@ def test_pad_stage_in_a_subprocess(tmp_path):
 
 
 def test_splice_inserts_a_new_sub_section_and_keeps_the_reliability_block():
-    from bench.run_bench import splice_sections
+    from bench.render import splice_sections
 
     meta = {"command": "`x`", "date": "now", "git": "abc", "machine": {"loadavg": [1.0]}}
     old = (
