@@ -23,6 +23,7 @@ TUTORIAL = {"Flatten": 92.31, "attention": 93.31}  # the tutorial's validation a
 
 
 def render_overhead(r: dict) -> str:
+    """Section 1: bare vs DAG walls and ratio, where the DAG's time goes, the per-task phases."""
     bare, dag = r["bare"], r["dag"]
     bw, dw = median([x["wall"] for x in bare]), median([x["wall"] for x in dag])
     ratio = dw / bw
@@ -204,6 +205,7 @@ STAGE_LABEL = {
 
 
 def render_scale(r: dict) -> str:
+    """Section 2: each stage per scale (seconds, records/s, peak RSS), growth between scales, targets."""
     scales = r["scales"]
     rows = []
     for s in scales:
@@ -438,6 +440,7 @@ def _quality_family(r: dict) -> tuple[list, dict]:
 
 
 def render_quality(r: dict) -> str:
+    """Section 3: seed vs default recipe vs logistic baseline per demo family, validation and held-out."""
     fams = r["families"]
     first = next(iter(fams.values()))
     seeds = sorted({x["seed"] for x in first["runs"]})
@@ -560,6 +563,7 @@ def title(name: str) -> str:
 
 
 def render(meta: dict, results: dict, sections) -> str:
+    """The whole BENCHMARKS.md from ``meta`` and the collected ``results`` (a failed section shows its error)."""
     m = meta["machine"]
     lines = [
         "# Benchmarks",

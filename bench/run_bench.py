@@ -1,5 +1,9 @@
 """``make bench``: measure the pipeline and write BENCHMARKS.md from this one invocation.
 
+This module collects (runs processes, reads their logs through :mod:`bench.dag_log`, queries Airflow's
+tables) into plain dicts, saved as bench/out/results-<tag>.json; :mod:`bench.render` turns them into
+Markdown (``--render-only`` renders the saved file again without measuring).
+
 Sections (each runs in its own try/except: a failing section is reported in the document, the others
 still run):
 
@@ -10,7 +14,9 @@ still run):
 3. ``quality``: seed recipe vs default recipe vs logistic baseline over seeds 42-46 on both demo
    families (presence, temporal), on the validation split and on a separate labelled held-out file;
    mean ± sd and the worst seed, and how many seeds pass the default accuracy gate.
-4. ``gpu``: GPU training throughput (only reported as not measured when no GPU is present).
+1b. ``deployed``: the CeleryExecutor deployment vs the bare script (:mod:`bench.deployed`).
+2b. ``scale_dag``: the whole DAG at 10x and 100x (one epoch), per-task body seconds and peak RSS.
+4. ``gpu``: the saved result of :mod:`bench.gpu_check` (run on a machine lent a GPU), else "none measured".
 
 Usage::
 
@@ -58,11 +64,13 @@ AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
 def log(msg: str) -> None:
+    """Print one timestamped progress line of the bench."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # ================================================================================================ config
 def make_config(a) -> dict:
+    """The bench settings (sizes, repeats, epochs, seeds) for ``--quick`` or a full run from the CLI args."""
     if a.quick:
         cfg = {
             "tag": "quick",
@@ -142,6 +150,7 @@ def _fresh_dag_env(template: Path, root: Path, data: dict) -> tuple[dict, Path]:
 
 
 def section_overhead(cfg) -> dict:
+    """Section 1: the bare script and the DAG (``make run``'s ``dags test``) alternately, N times each."""
     data = _data(cfg["overhead_data"], cfg["workers"])
     root = OUT / "overhead"
     root.mkdir(parents=True, exist_ok=True)
@@ -217,6 +226,7 @@ def _stage(name: str, args: dict, log_path: Path, timeout: float = 1800) -> dict
 
 
 def section_scale(cfg) -> dict:
+    """Section 2: each stage in its own process at each of ``cfg['scales']``."""
     out = {"scales": []}
     for name, n_train, n_test in cfg["scales"]:
         data = _data((name, n_train, n_test), cfg["workers"])
@@ -295,6 +305,7 @@ QUALITY_FAMILIES = ("presence", "temporal")  # ml.demo.FAMILIES (importing ml.de
 
 
 def section_quality(cfg) -> dict:
+    """Section 3: the quality sweep (bench.quality) over seeds and demo families."""
     _, n_train, _ = cfg["quality_data"]
     out = {"families": {}}
     for family in QUALITY_FAMILIES:
@@ -332,6 +343,7 @@ COLLECTORS = {
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
@@ -359,6 +371,7 @@ def collect(cfg: dict, sections, meta: dict, saved: Path) -> dict:
 
 
 def main(argv=None) -> int:
+    """The CLI: collect the chosen sections (or load saved results), render, write or splice the file."""
     p = argparse.ArgumentParser(description="measure the pipeline; write BENCHMARKS.md")
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 epochs, 1 repeat (smoke test)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
