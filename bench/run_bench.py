@@ -149,6 +149,21 @@ def _fresh_dag_env(template: Path, root: Path, data: dict) -> tuple[dict, Path]:
     return _airflow_env(home, root / "data", root / "artifacts"), home / "airflow.db"
 
 
+def run_dag_test(env: dict, db: Path, conf: dict, log_path: Path, timeout: float, label: str):
+    """One ``turkey_training`` run exactly as ``make run`` runs it (``airflow dags test`` through
+    scripts/airflow_fast_exit.py): the finished process and its :func:`dag_breakdown`; raises unless it succeeded."""
+    p = run_proc(
+        [PY, REPO / "scripts" / "airflow_fast_exit.py", "dags", "test", DAG_ID, "--conf", json.dumps(conf)],
+        env=env,
+        timeout=timeout,
+        log_path=log_path,
+    ).check()
+    b = dag_breakdown(p.output, p.started_at, p.wall, db)
+    if not b["ok"]:
+        raise RuntimeError(f"{label} did not succeed: { ({k: v['state'] for k, v in b['ti'].items()}) }")
+    return p, b
+
+
 def section_overhead(cfg) -> dict:
     """Section 1: the bare script and the DAG (``make run``'s ``dags test``) alternately, N times each."""
     data = _data(cfg["overhead_data"], cfg["workers"])
@@ -186,26 +201,7 @@ def section_overhead(cfg) -> dict:
                 log(f"overhead: bare #{i + 1}: {p.wall:.1f}s ({r['epochs_run']} epochs)")
             else:
                 env, db = _fresh_dag_env(template, root / f"dag-{i}", data)
-                p = run_proc(
-                    # exactly what `make run` runs (scripts/run_local.sh)
-                    [
-                        PY,
-                        REPO / "scripts" / "airflow_fast_exit.py",
-                        "dags",
-                        "test",
-                        "turkey_training",
-                        "--conf",
-                        json.dumps(conf),
-                    ],
-                    env=env,
-                    timeout=1500,
-                    log_path=root / f"dag-{i}.log",
-                ).check()
-                b = dag_breakdown(p.output, p.started_at, p.wall, db)
-                if not b["ok"]:
-                    raise RuntimeError(
-                        f"DAG run #{i + 1} did not succeed: { ({k: v['state'] for k, v in b['ti'].items()}) }"
-                    )
+                p, b = run_dag_test(env, db, conf, root / f"dag-{i}.log", 1500, f"DAG run #{i + 1}")
                 dag.append({"wall": p.wall, "maxrss_mib": p.maxrss_mib, **b})
                 log(f"overhead: dag #{i + 1}: {p.wall:.1f}s ({b['ml'].get('epochs_run')} epochs)")
     return {"data": data, "migrate_seconds": migrate_s, "bare": bare, "dag": dag, "conf": conf}
@@ -274,25 +270,7 @@ def section_scale_dag(cfg) -> dict:
         data = _data(spec, cfg["workers"])
         env, db = _fresh_dag_env(template, root / spec[0], data)
         log(f"scale_dag: {spec[0]}: airflow dags test ({spec[1]:,} train records)")
-        p = run_proc(
-            [
-                PY,
-                REPO / "scripts" / "airflow_fast_exit.py",
-                "dags",
-                "test",
-                DAG_ID,
-                "--conf",
-                json.dumps(DAG_SCALE_CONF),
-            ],
-            env=env,
-            timeout=3600,
-            log_path=root / f"{spec[0]}.log",
-        ).check()
-        b = dag_breakdown(p.output, p.started_at, p.wall, db)
-        if not b["ok"]:
-            raise RuntimeError(
-                f"DAG run at {spec[0]} did not succeed: { ({k: v['state'] for k, v in b['ti'].items()}) }"
-            )
+        p, b = run_dag_test(env, db, DAG_SCALE_CONF, root / f"{spec[0]}.log", 3600, f"DAG run at {spec[0]}")
         runs.append(
             {"scale": spec[0], "n_train": spec[1], "n_test": spec[2], "wall": p.wall, "maxrss_mib": p.maxrss_mib, **b}
         )
