@@ -391,11 +391,17 @@ def render_scale_dag(r: dict) -> str:
         "an upper bound for every task).",
     ]
     v = top["ml"].get("validate_train")
-    if v is not None:
+    if v is not None and top["n_train"] >= 100 * KAGGLE_TRAIN:
         out += [
             f"- Parse + validate of the {top['scale']} train file ({top['n_train']:,} records) <= 8 s: "
             f"**{'met' if v <= 8 else 'not met'}** ({v:.1f} s, the `validated ... (train): OK in` line inside the "
             "`validate` body; section 2 breaks the stage down per process)."
+        ]
+    elif v is not None:
+        out += [
+            f"- Parse + validate of the {top['scale']} train file ({top['n_train']:,} records): {v:.1f} s (the "
+            "`validated ... (train): OK in` line inside the `validate` body). The <= 8 s target is for the 100x file, "
+            "which this run did not reach."
         ]
     return "\n".join(out)
 
