@@ -417,7 +417,6 @@ def main(argv=None) -> int:
     else:
         results = collect(cfg, sections, meta, saved)
     doc = render(meta, results, sections)
-    doc = render(meta, results, sections)
     if a.splice:
         doc = splice_sections(output.read_text(encoding="utf-8"), doc, sections, meta)
     if output.is_file():  # the reliability section comes from `make test-faults`, not from this run: keep it
