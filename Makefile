@@ -34,7 +34,7 @@ ui: install  ## Airflow UI + model console on 127.0.0.1:$(PORT) (API server, sch
 	@source scripts/env.sh && exec $(PY) scripts/ui.py --port $(PORT)
 
 test: install  ## the whole test suite (the fault-injection suite runs separately: make test-faults)
-	@source scripts/env.sh && $(PY) -m pytest -q --ignore=tests/faults --cov=ml --cov=plugins --cov=dags --cov-report=term:skip-covered
+	@source scripts/env.sh && $(PY) -m pytest -q --ignore=tests/faults --cov=ml --cov=plugins --cov=dags --cov-report=term:skip-covered --cov-fail-under=90
 
 test-fast: install
 	@source scripts/env.sh && $(PY) -m pytest -q -m "not slow" --ignore=tests/faults
