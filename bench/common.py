@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml.defaults import LIBRARY_ENVIRONMENT
+
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 RESULT_TAG = "BENCH_RESULT "
@@ -31,8 +33,8 @@ def child_env(**extra) -> dict:
     """The environment for a measured subprocess: the caller's, with bytecode caching allowed."""
     env = {**os.environ}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.setdefault("GX_ANALYTICS_ENABLED", "false")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name, value in LIBRARY_ENVIRONMENT.items():
+        env.setdefault(name, value)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.update({k: str(v) for k, v in extra.items()})

@@ -15,6 +15,8 @@ import os
 import sys
 import tempfile
 
+from ml.defaults import set_library_environment
+
 log = logging.getLogger(__name__)
 
 
@@ -22,7 +24,7 @@ def import_tensorflow():
     """Import (once per process) and return the ``tensorflow`` module, its start-up lines logged at INFO."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_library_environment()
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:

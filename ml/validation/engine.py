@@ -7,9 +7,9 @@ and reused. GX's loggers are held at WARNING while we use it (:func:`quiet_gx_lo
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
+from ml.defaults import set_library_environment
 from ml.expectations import SPLITS
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class Engine:
     """One ephemeral GX context holding the pandas data source and the train and test suites."""
 
     def __init__(self):
-        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        set_library_environment()
         quiet_gx_logs()
         import great_expectations as gx
         from great_expectations.data_context.types.base import (
