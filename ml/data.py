@@ -1,14 +1,14 @@
 """Loading Kaggle "Don't call me turkey!" JSON into compact arrays, and Keras-style padding.
 
-Two readers produce the same :class:`Records`. A well-formed file takes the fast reader (msgspec keeps
-each ``audio_embedding`` as raw JSON text, and a batch of them becomes numbers in one ``np.fromstring``
-call; ``bench/parse_speed.py`` measured 7.0 s vs 15.4 s CPU at 100x Kaggle size, at 1.0 vs 0.4 GiB peak
-RSS, as it holds the file in memory). Anything else is read by the streaming reader, the reference: it
-decodes one record at a time with the C JSON scanner and turns each embedding into a ``uint8`` array at
-once, so the whole file never exists as Python lists of lists (that costs several GB at 100x Kaggle
-size). ``tests/test_data_fast.py`` holds the two to the same result. Alongside the arrays both keep one
-row of scalar summary columns per record; :mod:`ml.validation` runs the data rules on that summary
-table.
+Two readers produce the same :class:`Records`. A well-formed file takes the fast reader
+(:mod:`ml.data_fast`: msgspec keeps each ``audio_embedding`` as raw JSON text, and a batch of them becomes
+numbers in one ``np.fromstring`` call, batches spread over forked worker processes; it holds the file in
+memory; ``bench/parse_speed.py`` measures it). Anything else is read by the streaming reader, the
+reference: it decodes one record at a time with the C JSON scanner and turns each embedding into a
+``uint8`` array at once, so the whole file never exists as Python lists of lists (that costs several GB
+at 100x Kaggle size). ``tests/test_data_fast.py`` holds the two to the same result. Alongside the arrays
+both keep one row of scalar summary columns per record; :mod:`ml.validation` runs the data rules on
+that summary table.
 
 Structural problems (unreadable, empty, not JSON, truncated, not a list, an element that is not an
 object, NaN/Infinity literals) raise :class:`~ml.errors.DataError` here, naming the file, the rule and
@@ -99,6 +99,7 @@ def _reject_constant(name: str):
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _WS = " \t\n\r"
+_NAN = float("nan")
 
 
 class _HashingReader(io.RawIOBase):
@@ -361,49 +362,50 @@ class _RecordTable:
 
     def add(self, index: int, rec: dict, stats: tuple) -> None:
         """One record: ``rec`` holds its decoded fields (the embedding is described by ``stats``)."""
-        arr, n, rmin, rmax, bad, vmin, vmax, mean = stats
-        vid = rec.get("vid_id")
-        vid_ok = type(vid) is str and vid.strip() != ""
-        vid_s = vid if type(vid) is str else repr(vid)
-        start = rec.get("start_time_seconds_youtube_clip")
-        end = rec.get("end_time_seconds_youtube_clip")
-        start_f = float(start) if _is_number(start) else float("nan")
-        end_f = float(end) if _is_number(end) else float("nan")
-        has_label = LABEL_FIELD in rec
-        lab = rec.get(LABEL_FIELD)
-        label_ok = type(lab) is int and lab in (0, 1)
-        missing = [f for f in REQUIRED_FIELDS if f not in rec]
-        extra = [k for k in rec if k not in KNOWN_FIELDS]
+        self.add_batch(index, {k: [v] for k, v in rec.items()}, [stats])
 
-        self.ids.append(vid_s)
-        if arr is not None:
-            self.frames.append(arr)
-            self.lengths.append(len(arr))
-        else:
-            self.lengths.append(0)
-        self.labels.append(lab if label_ok else -1)
-        for c, v in (
-            ("index", index),
+    def add_batch(self, first: int, fields: dict[str, list], stats: list[tuple]) -> None:
+        """Records ``first``, ``first + 1``, ... that hold the same fields in the same order: ``fields``
+        maps each field name to the records' decoded values (the embedding's values are not used: each
+        embedding is described by its entry of ``stats``, see :func:`_embedding_stats`)."""
+        n = len(stats)
+        nothing = [None] * n
+        arrs, n_frames, rmin, rmax, bad, vmin, vmax, mean = (list(col) for col in zip(*stats, strict=True))
+        vids = fields.get("vid_id", nothing)
+        vid_s = [v if type(v) is str else repr(v) for v in vids]
+        start = [float(v) if _is_number(v) else _NAN for v in fields.get("start_time_seconds_youtube_clip", nothing)]
+        end = [float(v) if _is_number(v) else _NAN for v in fields.get("end_time_seconds_youtube_clip", nothing)]
+        labels = fields.get(LABEL_FIELD, nothing)
+        label_ok = [type(v) is int and v in (0, 1) for v in labels]
+        missing = ",".join(f for f in REQUIRED_FIELDS if f not in fields)
+        extra = ",".join(k for k in fields if k not in KNOWN_FIELDS)
+
+        self.ids += vid_s
+        self.frames += [arr for arr in arrs if arr is not None]
+        self.lengths += [0 if arr is None else len(arr) for arr in arrs]
+        self.labels += [v if ok else -1 for v, ok in zip(labels, label_ok, strict=True)]
+        for c, values in (
+            ("index", range(first, first + n)),
             ("vid_id", vid_s),
-            ("vid_id_ok", vid_ok),
-            ("start", start_f),
-            ("end", end_f),
-            ("duration", end_f - start_f),
-            ("n_frames", n),
-            ("emb_is_list", n >= 0),
+            ("vid_id_ok", [type(v) is str and v.strip() != "" for v in vids]),
+            ("start", start),
+            ("end", end),
+            ("duration", [e - s for s, e in zip(start, end, strict=True)]),
+            ("n_frames", n_frames),
+            ("emb_is_list", [k >= 0 for k in n_frames]),
             ("row_len_min", rmin),
             ("row_len_max", rmax),
             ("n_bad_values", bad),
             ("value_min", vmin),
             ("value_max", vmax),
             ("frame_mean", mean),
-            ("has_label", has_label),
-            ("label", float(lab) if label_ok else float("nan")),
+            ("has_label", [LABEL_FIELD in fields] * n),
+            ("label", [float(v) if ok else _NAN for v, ok in zip(labels, label_ok, strict=True)]),
             ("label_ok", label_ok),
-            ("missing_fields", ",".join(missing)),
-            ("extra_fields", ",".join(extra)),
+            ("missing_fields", [missing] * n),
+            ("extra_fields", [extra] * n),
         ):
-            self.cols[c].append(v)
+            self.cols[c] += values
 
     def records(self, path, sha256: str) -> Records:
         text_columns = ("vid_id", "missing_fields", "extra_fields")
@@ -419,154 +421,15 @@ class _RecordTable:
         )
 
 
-# ---------------------------------------------------------------- fast reader for well-formed files
-#
-# msgspec decodes the whole file in one C pass, keeping every ``audio_embedding`` as raw JSON text
-# (``msgspec.Raw``); the embeddings of a batch of records are then checked by a few byte counts and
-# turned into numbers by one ``np.fromstring`` call. Only embeddings in the common shape -- rows of 128
-# integers in 0..255 -- take that route; any other embedding is decoded and measured by :func:`_embedding_stats`, exactly as
-# the streaming reader does. Whenever the file is not valid JSON, not a list of objects, or has anything
-# msgspec reads differently from Python's ``json`` (NaN literals, numbers out of a double's range), the
-# fast reader gives up and :func:`iter_raw_records` reads the file instead, with its precise messages.
-
-_EMB_CHARS = b"0123456789,[] \t\n\r|"
-_JSON_WS = b" \t\n\r"
-_FAST_BATCH = 4096  # records whose embeddings are checked and converted together
-_MAX_FAST_BYTES = 8 << 30  # larger files are streamed (the fast reader holds the file in memory)
-
-
-_OPEN, _CLOSE, _COMMA, _BAR = (ord(c) for c in "[],|")
-
-
-def _plain_batch_stats(raws: list) -> list | None:
-    """:func:`_embedding_stats` for a batch of raw embeddings that are all ``[[v, ...], ...]`` lists of
-    unsigned integers, computed for the whole batch at once; an entry is None for a record whose rows are
-    not 128 wide or whose values exceed 255 (the caller measures those one by one).
-
-    Returns None when any embedding of the batch has another shape (other characters, scalars beside
-    rows, deeper nesting, empty lists).
-    """
-    blob = b"|".join(raws)
-    if blob.translate(None, _EMB_CHARS):
-        return None  # floats, negatives, strings, booleans, nulls or objects somewhere
-    compact = blob.translate(None, _JSON_WS)
-    n = len(raws)
-    # Each raw is valid JSON (msgspec checked it) made of digits, commas and brackets. Its shape is a
-    # non-empty list of non-empty lists of integers exactly when: it starts with "[[", no list is empty,
-    # every "]," is followed by "[" (no scalar after a list), and -- checked on the numbers below -- every
-    # "]" closes a run of numbers except the last one (no deeper nesting).
-    a = np.frombuffer(compact, np.uint8)
-    bars = np.flatnonzero(a == _BAR)
-    starts = np.concatenate(([0], bars + 1))
-    if (a[starts] != _OPEN).any() or (a[starts + 1] != _OPEN).any():
-        return None
-    opens = np.flatnonzero(a == _OPEN)
-    if (a[opens + 1] == _CLOSE).any():
-        return None
-    closes = np.flatnonzero(a[:-1] == _CLOSE)  # the very last byte closes the last record
-    after = closes[a[closes + 1] == _COMMA]
-    if (a[after + 2] != _OPEN).any():
-        return None
-    # "[[1,2],[3]]|[[4]]" -> "1,2,-1,3,-1,-1,-2,4,-1,-1": -1 closes a list, -2 separates records.
-    text = compact.translate(None, b"[").replace(b"]", b",-1").replace(b"|", b",-2,")
-    values = np.fromstring(text, dtype=np.int32, sep=",")  # text mode: C parsing, not deprecated
-    values = np.append(values, -2)
-    is_mark = values < 0
-    marks = np.flatnonzero(is_mark)
-    kind = values[marks]
-    after_number = np.ones(len(marks), bool)
-    after_number[1:] = np.diff(marks) > 1
-    after_number[0] = marks[0] > 0
-    row_close = (kind == -1) & after_number
-    # Per record the marks must read: (numbers, -1) per row, then -1 (the outer list), then -2.
-    outer_close = (kind == -1) & ~after_number
-    sep = kind == -2
-    if int(sep.sum()) != n or int(outer_close.sum()) != n:
-        return None
-    sep_idx = np.flatnonzero(sep)
-    if (sep_idx < 2).any() or not outer_close[sep_idx - 1].all() or not row_close[sep_idx - 2].all():
-        return None
-    row_marks = marks[row_close]
-    prev_mark = np.concatenate(([-1], marks))[:-1][row_close]  # the mark before each row's numbers
-    widths = row_marks - prev_mark - 1
-    record_of_mark = np.cumsum(sep) - sep  # index of the record each mark belongs to
-    row_record = record_of_mark[row_close]
-    rows_per_record = np.bincount(row_record, minlength=n)
-    ragged = np.bincount(row_record, weights=widths != N_FEATURES, minlength=n) > 0
-    out: list = [None] * n
-    if ragged.all():
-        return out
-    numbers = values[~is_mark]
-    if ragged.any():  # keep the rows of the records whose rows are all 128 wide
-        row_start = np.concatenate(([0], np.cumsum(widths)[:-1]))[~ragged[row_record]]
-        frames = numbers[row_start[:, None] + np.arange(N_FEATURES)]
-    else:
-        frames = numbers.reshape(-1, N_FEATURES)
-    counts = rows_per_record[~ragged]
-    first_row = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rec_min = np.minimum.reduceat(frames.min(axis=1), first_row)
-    rec_max = np.maximum.reduceat(frames.max(axis=1), first_row)
-    rec_mean = np.add.reduceat(frames.sum(axis=1, dtype=np.int64), first_row) / (counts * N_FEATURES)
-    frames8 = frames.astype(np.uint8)
-    for i, r0, c, lo, hi, mean in zip(
-        np.flatnonzero(~ragged).tolist(),
-        first_row.tolist(),
-        counts.tolist(),
-        rec_min.tolist(),
-        rec_max.tolist(),
-        rec_mean.tolist(),
-        strict=True,
-    ):
-        if hi <= 255:
-            out[i] = (frames8[r0 : r0 + c], c, N_FEATURES, N_FEATURES, 0, lo, hi, mean)
-    return out
-
-
-def _read_records_fast(path) -> Records | None:
-    """:class:`Records` for a well-formed file, or None when the streaming reader must decide."""
-    import msgspec
-
-    path = Path(path)
-    try:
-        if path.stat().st_size > _MAX_FAST_BYTES:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    body = memoryview(data)[3:] if data.startswith(b"\xef\xbb\xbf") else data
-    try:
-        raw_records = msgspec.json.decode(body, type=list[dict[str, msgspec.Raw]])
-    except (msgspec.MsgspecError, RecursionError):
-        return None
-    decode = msgspec.json.decode
-    table = _RecordTable()
-
-    def slow_stats(raw):
-        if raw is None:
-            return _embedding_stats(None, "")
-        return _embedding_stats(decode(raw), bytes(raw).decode("utf-8"))
-
-    try:
-        for first in range(0, len(raw_records), _FAST_BATCH):
-            batch = raw_records[first : first + _FAST_BATCH]
-            embs = [rec.get("audio_embedding") for rec in batch]
-            plain = None if any(e is None for e in embs) else _plain_batch_stats(embs)
-            for i, rec in enumerate(batch):
-                values = {k: (None if k == "audio_embedding" else decode(v)) for k, v in rec.items()}
-                stats = plain[i] if plain is not None else None
-                table.add(first + i, values, stats or slow_stats(embs[i]))
-    except (msgspec.MsgspecError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return table.records(path, hashlib.sha256(data).hexdigest())
-
-
 def read_records(path) -> Records:
     """Parse a train/test JSON file into :class:`Records`. Raises DataError on structural problems only.
 
     Well-formed files take the fast reader; anything else is streamed record by record, so structural
     errors name the rule, the record and the position.
     """
-    fast = _read_records_fast(path)
+    from ml.data_fast import read_records_fast
+
+    fast = read_records_fast(path)
     if fast is not None:
         return fast
     return _read_records_streaming(path)

@@ -8,11 +8,14 @@ reader stands aside (returns None) and the streaming reader decides, with its pr
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
 
-from ml import data
+from ml import data, data_fast
 from ml.demo import make_records, write_json
 from ml.errors import DataError
 from tests.test_validation import RECORD, STRUCTURAL, _write
@@ -40,12 +43,12 @@ def _check(path) -> str:
     try:
         slow = data._read_records_streaming(path)
     except DataError as exc:
-        assert data._read_records_fast(path) is None  # only the streaming reader judges structure
+        assert data_fast.read_records_fast(path) is None  # only the streaming reader judges structure
         with pytest.raises(DataError) as again:
             data.read_records(path)
         assert str(again.value) == str(exc)
         return "error"
-    fast = data._read_records_fast(path)
+    fast = data_fast.read_records_fast(path)
     if fast is None:
         return "streaming"
     _same(fast, slow)
@@ -94,6 +97,11 @@ SHAPES = {
     "narrow_rows": "[[1,2,3],[4,5,6]]",
     "value_256": f"[[{ROW[:-1]}256]]",
     "value_1000": f"[[{ROW[:-1]}1000]]",
+    "value_wraps_int32_to_1": f"[[{ROW[:-1]}4294967297]]",
+    "value_wraps_int32_to_negative": f"[[{ROW[:-1]}2147483648]]",
+    "value_wraps_int32_to_7_in_a_short_row": f"[[{ROW[:-3]}4294967303],[{ROW}]]",
+    "value_beyond_int64": f"[[{ROW[:-1]}99999999999999999999999]]",
+    "rows_127_and_129": f"[[{ROW[:-2]}],[{ROW},7]]",
     "booleans": f"[[{ROW[:-1]}true]]",
     "float": f"[[{ROW[:-1]}7.0]]",
     "pretty_printed": "[\n  [ " + ROW.replace(",", ", ") + " ],\n  [" + ROW + "]\n]",
@@ -129,6 +137,63 @@ def test_words_true_and_false_elsewhere_keep_the_frames(tmp_path, base):
     recs = [dict(r) for r in base]
     recs[2]["vid_id"] = "untrue_falsetto"
     path = _write(tmp_path, recs)
-    for reader in (data._read_records_fast, data._read_records_streaming):
+    for reader in (data_fast.read_records_fast, data._read_records_streaming):
         rec = reader(path)
         assert rec.lengths[2] == len(base[2][EMB]) and rec.summary["n_bad_values"][2] == 0
+
+
+def test_worker_processes_give_the_same_records(tmp_path):
+    """A file of several batches read by forked workers equals the one-process result, bad records too."""
+    recs = make_records(9000, np.random.default_rng(5), True, set())
+    recs[5000]["audio_embedding"][0].append(7)  # a ragged record in the second batch
+    recs[8500]["audio_embedding"][0][0] = 4294967297  # wraps to 1 in int32, in the third batch
+    path = write_json(recs, tmp_path / "train.json")
+    one = data_fast.read_records_fast(path, workers=1)
+    _same(data_fast.read_records_fast(path, workers=3), one)
+    _same(one, data._read_records_streaming(path))
+    assert one.lengths[5000] == 0 and one.summary["value_max"][8500] == 4294967297
+
+
+def _recording_fork(monkeypatch) -> list:
+    forked, real_fork = [], os.fork
+
+    def fork():
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
+
+    monkeypatch.setattr(data_fast.os, "fork", fork)
+    return forked
+
+
+def test_a_worker_that_dies_leaves_its_share_to_this_process(monkeypatch, caplog):
+    forked, parent = _recording_fork(monkeypatch), os.getpid()
+
+    def square(x):
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # injected: the worker is killed mid-share
+        return x * x
+
+    assert data_fast._in_workers(square, list(range(10)), 3) == [x * x for x in range(10)]
+    assert len(forked) == 2 and "parse worker" in caplog.text
+    for pid in forked:  # reaped: no zombie left behind
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_an_error_here_stops_and_reaps_the_workers(monkeypatch):
+    forked, parent = _recording_fork(monkeypatch), os.getpid()
+
+    def fail_here(x):
+        if os.getpid() == parent:
+            raise ValueError("injected")
+        time.sleep(120)  # a worker that would outlive the error unless it is stopped
+
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="injected"):
+        data_fast._in_workers(fail_here, [1, 2, 3], 3)
+    assert time.monotonic() - started < 60 and len(forked) == 2
+    for pid in forked:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
