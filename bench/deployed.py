@@ -146,7 +146,9 @@ def task_bodies(run_logs: Path) -> tuple[dict, int | None]:
         for line in path.read_text(errors="replace").splitlines():
             marker = parse(line)
             if marker and marker["event"] != "started":
-                bodies[marker["task"]] = {"seconds": marker["seconds"], "rss_mib": marker["rss_mib"]}
+                bodies[marker["task"]] = {
+                    "seconds": marker["seconds"], "rss_mib": marker["rss_mib"], "child_rss_mib": marker["child_rss_mib"]
+                }
             elif m := EPOCHS_LINE.search(line):
                 epochs = int(m.group(1))
     return bodies, epochs
@@ -176,6 +178,7 @@ def breakdown(run: dict, tis: list[dict], bodies: dict, t_trigger: float) -> dic
             "body": body.get("seconds"),
             "outside_body": running - body["seconds"] if body.get("seconds") is not None else None,
             "rss_mib": body.get("rss_mib"),
+            "child_rss_mib": body.get("child_rss_mib"),
         }
         ends.append(end)
     parts = {
@@ -237,6 +240,21 @@ def collect(cfg: dict) -> dict:
         deployed = [run_deployed(topo, api, conf, i) for i in range(cfg["repeats"])]
     return {"data": data, "conf": conf, "repeats": cfg["repeats"], "ready_seconds": ready_s, "bare": bare,
             "deployed": deployed}
+
+
+def collect_scales(datasets: list[tuple[str, dict]], conf: dict) -> list[dict]:
+    """The whole DAG on the deployment once per ``(name, demo data)`` in ``datasets``, with run ``conf``
+    (one deployment, started once): every task in its own process, so each task-body line's peak RSS is
+    that task's own (and *largest child* its parse workers'). Needs PostgreSQL and Redis."""
+    runs = []
+    with CeleryTopology(base_env=child_env()) as topo:
+        api = Api(topo.api_url)
+        wait_ready(topo, api)
+        for i, (name, data) in enumerate(datasets):
+            shutil.copyfile(data["train"], topo.landing / "train.json")
+            shutil.copyfile(data["test"], topo.landing / "test.json")
+            runs.append({"scale": name, "n_train": data["n_train"], **run_deployed(topo, api, conf, i)})
+    return runs
 
 
 # ------------------------------------------------------------------------------------------------ render

@@ -226,6 +226,11 @@ def render_scale(r: dict) -> str:
                     f"GX import + context start-up before it {x.get('gx_startup_seconds', 0):.1f} s (not included); "
                     f"then npz save {x['save_npz_seconds']:.2f} s"
                 )
+                if x.get("parse_workers", 1) > 1:
+                    note.append(
+                        f"parsed by {x['parse_workers']} processes (this one and forked workers; the largest "
+                        f"worker peaked at {x.get('worker_peak_rss_mib', 0):,.0f} MiB)"
+                    )
             if st == "pad":
                 note.append(
                     f"sklearn import {x.get('import_sklearn_seconds', 0):.1f} s and npz load {x['load_seconds']:.2f} s "
@@ -320,9 +325,12 @@ def render_scale(r: dict) -> str:
         cold = v["seconds"] + v.get("gx_startup_seconds", 0.0)
         vt = big["stages"].get("validate_test", {})
         t.append(
-            f"- Validation of {big['name']} ({big['n_train']:,} train records) <= 30 s: "
-            f"**{'met' if cold <= 30 else 'NOT met'}** ({cold:.1f} s cold, i.e. `validate_file` "
-            f"{v['seconds']:.1f} s + GX start-up {v.get('gx_startup_seconds', 0.0):.1f} s; the test file: "
+            f"- Parse + validate of the {big['name']} train file ({big['n_train']:,} records) <= 8 s, cold (GX "
+            f"start-up included, as in the 17.9 s the target was set against): "
+            f"**{'met' if cold <= 8 else 'NOT met'}** ({cold:.1f} s = `validate_file` {v['seconds']:.1f} s + GX "
+            f"start-up {v.get('gx_startup_seconds', 0.0):.1f} s, paid once per process; with GX already started, "
+            f"as for the test file in the DAG's `validate` task: {v['seconds']:.1f} s, "
+            f"**{'met' if v['seconds'] <= 8 else 'NOT met'}**; the test file: "
             f"{vt.get('seconds', float('nan')):.1f} s + {vt.get('gx_startup_seconds', float('nan')):.1f} s)."
         )
     rss = [(st, x["peak_rss_mib"]) for st, x in big["stages"].items()]
@@ -384,18 +392,35 @@ def render_scale_dag(r: dict) -> str:
             f"wall x{b['wall'] / a['wall']:.1f}; fixed start-up costs make the smaller run's per-record cost higher).",
         ]
     top = max(runs, key=lambda x: x["n_train"])
-    peak = top["maxrss_mib"]
-    out += [
-        f"- Peak RSS <= {RSS_TARGET_MIB / 1024:.0f} GiB per task process at {top['scale']}: "
-        f"**{'met' if peak <= RSS_TARGET_MIB else 'not met'}** (the one `dags test` process peaked at {peak:,.0f} MiB, "
-        "an upper bound for every task).",
-    ]
+    dep = r.get("deployed") or []
+    if dep:
+        out += ["", _deployed_scale_table(dep), ""]
+        dtop = max(dep, key=lambda x: x["n_train"])
+        task, peak = max(
+            ((t, max(x.get("rss_mib") or 0, x.get("child_rss_mib") or 0)) for t, x in dtop["tasks"].items()),
+            key=lambda z: z[1],
+        )
+        out += [
+            f"- Peak RSS <= {RSS_TARGET_MIB / 1024:.0f} GiB per task process at {dtop['scale']} (on the deployment, "
+            f"each task its own process): **{'met' if peak <= RSS_TARGET_MIB else 'not met'}** (highest: `{task}`, "
+            f"{peak:,.0f} MiB). Under `dags test` the one process peaked at {top['maxrss_mib']:,.0f} MiB: every task's "
+            "memory in one process (`make run` is the embedded demo path, not the way to run 100x).",
+        ]
+    else:
+        peak = top["maxrss_mib"]
+        why = f" (the deployed runs failed: {r['deployed_error']})" if r.get("deployed_error") else ""
+        out += [
+            f"- Peak RSS <= {RSS_TARGET_MIB / 1024:.0f} GiB per task process at {top['scale']}: "
+            f"**{'met' if peak <= RSS_TARGET_MIB else 'not met'}** (the one `dags test` process peaked at "
+            f"{peak:,.0f} MiB, an upper bound for every task){why}.",
+        ]
     v = top["ml"].get("validate_train")
     if v is not None and top["n_train"] >= 100 * KAGGLE_TRAIN:
         out += [
             f"- Parse + validate of the {top['scale']} train file ({top['n_train']:,} records) <= 8 s: "
             f"**{'met' if v <= 8 else 'not met'}** ({v:.1f} s, the `validated ... (train): OK in` line inside the "
-            "`validate` body; section 2 breaks the stage down per process)."
+            "`validate` body of the `dags test` run, GX start-up included as the task's first file; section 2 breaks "
+            "the stage down per process)."
         ]
     elif v is not None:
         out += [
@@ -404,6 +429,35 @@ def render_scale_dag(r: dict) -> str:
             "which this run did not reach."
         ]
     return "\n".join(out)
+
+
+def _deployed_scale_table(dep: list[dict]) -> str:
+    """Section 2b's deployed runs: per task and scale, body seconds, the task process's own peak RSS and its
+    largest child's (the parse workers), and the trigger -> end wall."""
+    tasks = list(dict.fromkeys(t for x in dep for t in x["tasks"]))
+    head = ["task"] + [
+        c for x in dep for c in (f"{x['scale']} body (s)", f"{x['scale']} peak RSS (MiB)", f"{x['scale']} largest child (MiB)")
+    ]
+    rows = [
+        [f"`{t}`"]
+        + [
+            v
+            for x in dep
+            for v in (
+                x["tasks"].get(t, {}).get("body"),
+                x["tasks"].get(t, {}).get("rss_mib"),
+                x["tasks"].get(t, {}).get("child_rss_mib") or "-",
+            )
+        ]
+        for t in tasks
+    ]
+    rows.append(["**trigger -> run end (wall)**"] + [v for x in dep for v in (x["wall"], "", "")])
+    return (
+        "The same conf once per scale on the CeleryExecutor deployment (section 1b's set-up, started once for all "
+        "scales), where every task runs in its own process: *peak RSS* is that task process's own high-water mark "
+        "and *largest child* that of its largest child process (the fast reader's parse workers, forked per file), "
+        "both from the task-body line.\n\n" + md_table(head, rows)
+    )
 
 
 def _quality_family(r: dict) -> tuple[list, dict]:

@@ -261,7 +261,8 @@ def section_scale_dag(cfg) -> dict:
     """The whole ``turkey_training`` DAG (``make run``'s ``airflow dags test`` path) at each of ``cfg['dag_scales']``.
 
     Per task: body seconds and the process's peak RSS at the body's end, from the ml.task_marker lines;
-    training capped by :data:`DAG_SCALE_CONF` (one epoch, no accuracy gate)."""
+    training capped by :data:`DAG_SCALE_CONF` (one epoch, no accuracy gate). Then the same scales once each
+    on the CeleryExecutor deployment (:func:`bench.deployed.collect_scales`), for each task's own peak RSS."""
     root = OUT / "scale_dag"
     root.mkdir(parents=True, exist_ok=True)
     template, _ = airflow_template(root)
@@ -275,7 +276,16 @@ def section_scale_dag(cfg) -> dict:
             {"scale": spec[0], "n_train": spec[1], "n_test": spec[2], "wall": p.wall, "maxrss_mib": p.maxrss_mib, **b}
         )
         log(f"scale_dag: {spec[0]}: {p.wall:.1f}s, peak RSS {p.maxrss_mib:.0f} MiB")
-    return {"conf": DAG_SCALE_CONF, "runs": runs}
+    out = {"conf": DAG_SCALE_CONF, "runs": runs}
+    # The same runs on the CeleryExecutor deployment: every task in its own process, so per-task peak RSS.
+    log("scale_dag: the same scales on the deployment (CeleryExecutor), one run each")
+    try:
+        out["deployed"] = deployed.collect_scales([(s[0], _data(s, cfg["workers"])) for s in cfg["dag_scales"]],
+                                                  DAG_SCALE_CONF)
+    except Exception as exc:  # noqa: BLE001 -- e.g. no PostgreSQL/Redis: the dags-test table still stands
+        log(f"scale_dag: deployed runs failed: {exc}")
+        out["deployed_error"] = f"{type(exc).__name__}: {exc}"
+    return out
 
 
 # ================================================================================================ 3. quality

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,13 @@ def _done(result: dict) -> None:
     result["wall_in_process"] = round(time.perf_counter() - T_START, 3)
     result["peak_rss_mib"] = round(peak_rss_mib(), 1)
     emit(result)
+
+
+def _parse_workers(records: int) -> int:
+    """Processes the fast reader used for a file of ``records`` records (one per batch at most)."""
+    from ml import data_fast
+
+    return min(data_fast._parse_workers(), -(-records // data_fast._FAST_BATCH))
 
 
 def stage_validate(a: dict) -> None:
@@ -69,6 +77,8 @@ def stage_validate(a: dict) -> None:
             "file_mib": Path(a["file"]).stat().st_size / 2**20,
             "save_npz_seconds": time.perf_counter() - t,
             "warnings": len(out.warnings),
+            "parse_workers": _parse_workers(len(r)),
+            "worker_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         }
     )
 

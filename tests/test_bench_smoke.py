@@ -84,7 +84,7 @@ def _fake_db(path):
 def _marker_lines(z: str, task: str, start: str, seconds: float, rss: float = 300) -> list[str]:
     """The two body-marker lines ml.task_marker writes for one task, as structlog prints them under dags test."""
     started = task_marker.STARTED.format(task=task)
-    ended = task_marker.ENDED.format(task=task, outcome="finished", seconds=seconds, rss_mib=rss)
+    ended = task_marker.ENDED.format(task=task, outcome="finished", seconds=seconds, rss_mib=rss, child_rss_mib=0)
     end_s = f"{float(start) + seconds:09.6f}"
     return [f"{z}{start}Z [info] {started} [ml.task_marker]", f"{z}{end_s}Z [info] {ended} [ml.task_marker]"]
 

@@ -165,6 +165,21 @@ def test_execution_api_and_jwt_secret_are_shared(compose):
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
 
 
+def test_scheduler_idle_sleep_is_the_value_the_sweep_chose(compose):
+    """docker-compose.yaml runs the scheduler as the measured deployment does (bench/scheduler_sweep.py)."""
+    from scripts.distributed.topology import SCHEDULER_IDLE_SLEEP_S
+
+    env = compose["x-airflow-common"]["environment"]
+    assert str(env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"]) == SCHEDULER_IDLE_SLEEP_S
+
+
+def test_workers_warm_their_imports_as_the_measured_deployment_does(compose):
+    from scripts.distributed.topology import CELERY_CONFIG_OPTIONS
+
+    env = compose["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == CELERY_CONFIG_OPTIONS
+
+
 def test_env_example_defines_every_variable_the_compose_file_uses():
     used = set(VAR_RE.findall(COMPOSE.read_text()))
     defined = {}

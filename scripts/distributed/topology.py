@@ -38,6 +38,8 @@ from scripts.distributed import infra
 from scripts.procs import free_port, spawn, stop_all
 
 log = logging.getLogger(__name__)
+CELERY_CONFIG_OPTIONS = "turkey_airflow.celery_worker.CELERY_CONFIG"  # workers pre-import Great Expectations
+SCHEDULER_IDLE_SLEEP_S = "1"  # [scheduler] scheduler_idle_sleep_time: see bench/scheduler_sweep.py
 
 DIST = Path(__file__).resolve().parent
 REPO = DIST.parent.parent
@@ -139,6 +141,7 @@ class CeleryTopology:
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://{redis_host}:{redis_port}/{self.redis_db}",
                 "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + infra.pg_url(self.db),
                 "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": env.get("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120"),
                 "AIRFLOW__CORE__PARALLELISM": "4",
@@ -154,6 +157,10 @@ class CeleryTopology:
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
                 "AIRFLOW__API_AUTH__JWT_ISSUER": "turkey-dist",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                # Chosen by `python -m bench.scheduler_sweep` (BENCHMARKS.md section 1b); docker-compose.yaml matches.
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": env.get(
+                    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", SCHEDULER_IDLE_SLEEP_S
+                ),
                 # No timetable/asset-triggered runs: with catchup=False, unpausing would first start a run for the
                 # latest weekly slot (default params) and, with max_active_runs=1, a triggered run would queue behind it.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
