@@ -75,6 +75,9 @@ RUN_TIMEOUT_S = 1200
 READY_TIMEOUT_S = 300
 POLL_S = 0.5
 EPOCHS_LINE = re.compile(r"trained (\d+) epoch\(s\)")
+SWEEP_RESULT = OUT / "scheduler-sweep.json"  # written by bench.scheduler_sweep, shown in the section when present
+#: Deployment settings that shape the deployed wall, recorded with the result and shown in the section.
+DEPLOYMENT_SETTINGS = ("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS")
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -238,8 +241,10 @@ def collect(cfg: dict) -> dict:
         ready_s = time.monotonic() - t0
         log.info("deployment ready in %.0fs", ready_s)
         deployed = [run_deployed(topo, api, conf, i) for i in range(cfg["repeats"])]
+        settings = {k: topo.env.get(k) for k in DEPLOYMENT_SETTINGS}
+    sweep = json.loads(SWEEP_RESULT.read_text()) if SWEEP_RESULT.is_file() else None
     return {"data": data, "conf": conf, "repeats": cfg["repeats"], "ready_seconds": ready_s, "bare": bare,
-            "deployed": deployed}
+            "deployed": deployed, "settings": settings, "scheduler_sweep": sweep}
 
 
 def collect_scales(datasets: list[tuple[str, dict]], conf: dict) -> list[dict]:
@@ -258,6 +263,41 @@ def collect_scales(datasets: list[tuple[str, dict]], conf: dict) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------ render
+def _settings_line(settings: dict | None) -> str:
+    """One sentence on the deployment settings that shape the wall (as in docker-compose.yaml)."""
+    if not settings:
+        return ""
+    sleep = settings.get("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME") or "1 (Airflow's default)"
+    warm = settings.get("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS")
+    return (
+        f" Deployment settings (as in `docker-compose.yaml`): the scheduler's idle sleep "
+        f"(`[scheduler] scheduler_idle_sleep_time`) {sleep} s; "
+        + (f"the workers pre-import Great Expectations before forking tasks (`{warm}`)." if warm else
+           "the workers import everything in each task process (no `celery_config_options`).")
+    )
+
+
+def _sweep_block(sweep: dict | None) -> list[str]:
+    """The scheduler idle-sleep sweep, when bench/out/ holds one (``python -m bench.scheduler_sweep``)."""
+    if not sweep:
+        return ["", "No scheduler idle-sleep sweep in `bench/out/` (run `source scripts/env.sh && .venv/bin/python "
+                "-m bench.scheduler_sweep` to add one here)."]
+    from bench.scheduler_sweep import render as render_sweep
+
+    m = sweep["meta"]
+    return [
+        "",
+        f"The scheduler's idle sleep, swept by {m['command']} on {m['date']} (git {m['git']}): per value a fresh "
+        f"deployment, the scheduler's CPU over {m['idle_seconds']:.0f} s with no run, then {m['repeats']} run(s) as "
+        "above. *scheduling* is the summed wait between a task's end and the next task being queued.",
+        "",
+        render_sweep(sweep["results"]),
+        "",
+        "The deployment's value is `SCHEDULER_IDLE_SLEEP_S` in `scripts/distributed/topology.py` (and "
+        "`docker-compose.yaml`), where the choice is explained.",
+    ]
+
+
 def render(r: dict) -> str:
     """The Markdown body of the section :data:`TITLE` (no heading): walls and ratio, where the deployed
     wall goes, per-task overhead."""
@@ -277,7 +317,7 @@ def render(r: dict) -> str:
         f"({r['ready_seconds']:.0f} s until the scheduler was healthy, the DAG parsed and both workers ready: not "
         f"included); then {len(dep)} run(s) triggered through the REST API one after another, each on an emptied "
         f"artifacts root (no champion). The bare script ran {len(bare)} time(s) in a fresh process each, before the "
-        "deployment started.",
+        "deployment started." + _settings_line(r.get("settings")),
         "",
         md_table(
             ["", "run 1..n wall (s)", "median wall (s)", "epochs run", "peak RSS (MiB, median)"],
@@ -342,6 +382,7 @@ def render(r: dict) -> str:
          "outside the body", "body peak RSS (MiB)"],
         rows,
     ))
+    out += _sweep_block(r.get("scheduler_sweep"))
     return "\n".join(out) + "\n"
 
 

@@ -12,7 +12,8 @@ scheduler's CPU over ``--idle`` seconds with no run (its cost when nothing happe
 DAG ``--repeats`` times as section 1b does (:func:`bench.deployed.run_deployed`: default recipe, demo data
 at Kaggle size, no champion) and reports the median wall and the summed scheduling delay. The deployment
 default (``scripts/distributed/topology.py`` and ``docker-compose.yaml``) is the value this sweep chose.
-Needs PostgreSQL and Redis. Writes bench/out/scheduler-sweep.json and prints a Markdown table.
+Needs PostgreSQL and Redis. Writes bench/out/scheduler-sweep.json (section 1b of ``make bench`` shows it
+when present) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import KAGGLE_TEST, KAGGLE_TRAIN, OUT, child_env, ensure_demo, md_table, median  # noqa: E402
-from bench.deployed import run_deployed, wait_ready  # noqa: E402
+from bench.common import KAGGLE_TEST, KAGGLE_TRAIN, OUT, child_env, ensure_demo, git_state, md_table, median  # noqa: E402
+from bench.deployed import SWEEP_RESULT, run_deployed, wait_ready  # noqa: E402
 from scripts.distributed.check_run import Api  # noqa: E402
 from scripts.distributed.topology import CeleryTopology  # noqa: E402
 
@@ -108,7 +109,16 @@ def main(argv=None) -> int:
         log.info("%s=%s", SETTING, value)
         results.append(measure(value.strip(), data, a.repeats, a.idle))
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "scheduler-sweep.json").write_text(json.dumps(results, indent=2))
+    meta = {
+        "command": "`source scripts/env.sh && .venv/bin/python -m bench.scheduler_sweep "
+        + " ".join(argv if argv is not None else sys.argv[1:])
+        + "`",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": git_state(),
+        "repeats": a.repeats,
+        "idle_seconds": a.idle,
+    }
+    SWEEP_RESULT.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     print(render(results))
     return 0
 
