@@ -168,10 +168,10 @@ class CeleryTopology:
                 # latest weekly slot (default params) and, with max_active_runs=1, a triggered run would queue behind it.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+                # TensorFlow sizes its thread pools itself, as in docker-compose.yaml: capping inter-op threads at 1
+                # made the train task's fit 2.6 s (17%) slower than the bare script's (BENCHMARKS.md section 1b).
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "TF_NUM_INTRAOP_THREADS": env.get("TF_NUM_INTRAOP_THREADS", "2"),
-                "TF_NUM_INTEROP_THREADS": env.get("TF_NUM_INTEROP_THREADS", "1"),
                 # notifications go to a loopback webhook receiver on webhook_port (the turkey_webhook connection)
                 "AIRFLOW_CONN_TURKEY_WEBHOOK": json.dumps(
                     {"conn_type": "http", "host": f"http://127.0.0.1:{self.webhook_port}/turkey"}
