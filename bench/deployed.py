@@ -77,7 +77,11 @@ POLL_S = 0.5
 EPOCHS_LINE = re.compile(r"trained (\d+) epoch\(s\)")
 SWEEP_RESULT = OUT / "scheduler-sweep.json"  # written by bench.scheduler_sweep, shown in the section when present
 #: Deployment settings that shape the deployed wall, recorded with the result and shown in the section.
-DEPLOYMENT_SETTINGS = ("AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME", "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS")
+DEPLOYMENT_SETTINGS = (
+    "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME",
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL",
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS",
+)
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -271,7 +275,9 @@ def _settings_line(settings: dict | None) -> str:
     warm = settings.get("AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS")
     return (
         f" Deployment settings (as in `docker-compose.yaml`): the scheduler's idle sleep "
-        f"(`[scheduler] scheduler_idle_sleep_time`) {sleep} s; "
+        f"(`[scheduler] scheduler_idle_sleep_time`) {sleep} s; the workers' `[workers] min_heartbeat_interval` "
+        f"{settings.get('AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL') or '5 (Airflow default)'} s (how soon a worker "
+        "notices a finished task process); "
         + (f"the workers pre-import Great Expectations before forking tasks (`{warm}`)." if warm else
            "the workers import everything in each task process (no `celery_config_options`).")
     )

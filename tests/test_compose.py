@@ -173,6 +173,13 @@ def test_scheduler_idle_sleep_is_the_value_the_sweep_chose(compose):
     assert str(env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"]) == SCHEDULER_IDLE_SLEEP_S
 
 
+def test_workers_notice_finished_tasks_as_soon_as_the_measured_deployment(compose):
+    from scripts.distributed.topology import MIN_HEARTBEAT_INTERVAL_S
+
+    env = compose["x-airflow-common"]["environment"]
+    assert str(env["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"]) == MIN_HEARTBEAT_INTERVAL_S
+
+
 def test_workers_warm_their_imports_as_the_measured_deployment_does(compose):
     from scripts.distributed.topology import CELERY_CONFIG_OPTIONS
 

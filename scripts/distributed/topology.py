@@ -43,6 +43,11 @@ CELERY_CONFIG_OPTIONS = "turkey_airflow.celery_worker.CELERY_CONFIG"  # workers 
 # the waits between tasks summed to 1.5 s per run at 0.25 s vs 4.6 s at Airflow's 1 s, for 6.6% vs 2.1% of one
 # core while idle; 0.1 s saved 0.6 s more per run for 14.2%.
 SCHEDULER_IDLE_SLEEP_S = "0.25"
+# [workers] min_heartbeat_interval: also the longest a worker's task supervisor sleeps before it notices that its
+# task process has exited; at Airflow's 5 s, a finished task intermittently held its worker slot ~5 s more and the
+# next task waited in the queue (BENCHMARKS.md section 1b: 4.3 s stalls in 2 of 3 runs); at 1 s the stalls are
+# gone, for one heartbeat call per running task per second instead of per 5 s.
+MIN_HEARTBEAT_INTERVAL_S = "1"
 
 DIST = Path(__file__).resolve().parent
 REPO = DIST.parent.parent
@@ -167,6 +172,9 @@ class CeleryTopology:
                 # No timetable/asset-triggered runs: with catchup=False, unpausing would first start a run for the
                 # latest weekly slot (default params) and, with max_active_runs=1, a triggered run would queue behind it.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": env.get(
+                    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", MIN_HEARTBEAT_INTERVAL_S
+                ),
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
                 # TensorFlow sizes its thread pools itself, as in docker-compose.yaml: capping inter-op threads at 1
                 # made the train task's fit 2.6 s (17%) slower than the bare script's (BENCHMARKS.md section 1b).
