@@ -40,8 +40,8 @@ from scripts.procs import free_port, spawn, stop_all
 log = logging.getLogger(__name__)
 CELERY_CONFIG_OPTIONS = "turkey_airflow.celery_worker.CELERY_CONFIG"  # workers pre-import Great Expectations
 # [scheduler] scheduler_idle_sleep_time, chosen by `python -m bench.scheduler_sweep` (BENCHMARKS.md section 1b):
-# the waits between tasks summed to 1.5 s per run at 0.25 s vs 4.6 s at Airflow's 1 s, for 6.6% vs 2.1% of one
-# core while idle; 0.1 s saved 0.6 s more per run for 14.2%.
+# the waits between tasks summed to 1.9 s per run at 0.25 s vs 6.6 s at Airflow's 1 s (2.6 s at 0.5 s), for 6.8%
+# vs 1.9% of one core while idle (3.6% at 0.5 s); 0.1 s saved 1 s more per run for 16%.
 SCHEDULER_IDLE_SLEEP_S = "0.25"
 # [workers] min_heartbeat_interval: also the longest a worker's task supervisor sleeps before it notices that its
 # task process has exited; at Airflow's 5 s, a finished task intermittently held its worker slot ~5 s more and the
