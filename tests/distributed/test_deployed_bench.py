@@ -57,7 +57,7 @@ def test_body_lines_and_epochs_come_from_the_task_log_files(tmp_path):
     folder = tmp_path / "run_id=manual__x" / "task_id=train"
     folder.mkdir(parents=True)
     lines = [{"event": "trained 7 epoch(s) in 3.2s"},
-             {"event": ENDED.format(task="train", outcome="finished", seconds=11.25, rss_mib=812)}]
+             {"event": ENDED.format(task="train", outcome="finished", seconds=11.25, rss_mib=812, child_rss_mib=0)}]
     (folder / "attempt=1.log").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     bodies, epochs = deployed.task_bodies(tmp_path / "run_id=manual__x")
-    assert bodies == {"train": {"seconds": 11.25, "rss_mib": 812.0}} and epochs == 7
+    assert bodies == {"train": {"seconds": 11.25, "rss_mib": 812.0, "child_rss_mib": 0.0}} and epochs == 7
