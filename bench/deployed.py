@@ -46,6 +46,8 @@ import shutil
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -225,6 +227,22 @@ def run_deployed(topo, api, conf: dict, i: int) -> dict:
     return {**b, "seen_wall": seen, "epochs_run": epochs}
 
 
+@contextmanager
+def deployment(**env) -> Iterator[tuple[CeleryTopology, Api]]:
+    """``make test-distributed``'s deployment with ``env`` added to its environment, started and ready
+    (scheduler healthy, DAG parsed, both workers up): yields the topology and a REST client; stops it after."""
+    with CeleryTopology(base_env=child_env(**env)) as topo:
+        api = Api(topo.api_url)
+        wait_ready(topo, api)
+        yield topo, api
+
+
+def land(topo: CeleryTopology, data: dict) -> None:
+    """Put the demo ``data`` (train and test files) where the deployment's DAG reads its input."""
+    shutil.copyfile(data["train"], topo.landing / "train.json")
+    shutil.copyfile(data["test"], topo.landing / "test.json")
+
+
 def collect(cfg: dict) -> dict:
     """Run the bare script, then the deployment, ``cfg['repeats']`` times each; see the module docstring.
 
@@ -237,11 +255,8 @@ def collect(cfg: dict) -> dict:
     conf = run_conf(cfg)
     bare = [run_bare(data, cfg, root, i) for i in range(cfg["repeats"])]
     t0 = time.monotonic()
-    with CeleryTopology(base_env=child_env()) as topo:
-        shutil.copyfile(data["train"], topo.landing / "train.json")
-        shutil.copyfile(data["test"], topo.landing / "test.json")
-        api = Api(topo.api_url)
-        wait_ready(topo, api)
+    with deployment() as (topo, api):
+        land(topo, data)
         ready_s = time.monotonic() - t0
         log.info("deployment ready in %.0fs", ready_s)
         deployed = [run_deployed(topo, api, conf, i) for i in range(cfg["repeats"])]
@@ -256,12 +271,9 @@ def collect_scales(datasets: list[tuple[str, dict]], conf: dict) -> list[dict]:
     (one deployment, started once): every task in its own process, so each task-body line's peak RSS is
     that task's own (and *largest child* its parse workers'). Needs PostgreSQL and Redis."""
     runs = []
-    with CeleryTopology(base_env=child_env()) as topo:
-        api = Api(topo.api_url)
-        wait_ready(topo, api)
+    with deployment() as (topo, api):
         for i, (name, data) in enumerate(datasets):
-            shutil.copyfile(data["train"], topo.landing / "train.json")
-            shutil.copyfile(data["test"], topo.landing / "test.json")
+            land(topo, data)
             runs.append({"scale": name, "n_train": data["n_train"], **run_deployed(topo, api, conf, i)})
     return runs
 

@@ -33,7 +33,7 @@ wall = time.perf_counter() - t
 own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"reader": sys.argv[2], "records": len(rec), "wall_s": round(wall, 2),
                   "cpu_s": round(cpu() - c, 2),
-                  "workers": data_fast._parse_workers() if sys.argv[2] == "fast" else 1,
+                  "workers": data_fast.parse_workers(len(rec)) if sys.argv[2] == "fast" else 1,
                   "peak_rss_mib": round(own.ru_maxrss / 1024), "worker_peak_rss_mib": round(kids.ru_maxrss / 1024)}))
 """
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,10 +29,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import KAGGLE_TEST, KAGGLE_TRAIN, OUT, child_env, ensure_demo, git_state, md_table, median  # noqa: E402
-from bench.deployed import SWEEP_RESULT, run_deployed, wait_ready  # noqa: E402
-from scripts.distributed.check_run import Api  # noqa: E402
-from scripts.distributed.topology import CeleryTopology  # noqa: E402
+from bench.common import KAGGLE_TEST, KAGGLE_TRAIN, OUT, ensure_demo, git_state, md_table, median  # noqa: E402
+from bench.deployed import SWEEP_RESULT, deployment, land, run_deployed  # noqa: E402
 
 log = logging.getLogger(__name__)
 SETTING = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
@@ -54,11 +51,8 @@ def _cpu_seconds(pid: int) -> float:
 
 def measure(value: str, data: dict, repeats: int, idle_s: float) -> dict:
     """One deployment with the scheduler's idle sleep at ``value``: idle scheduler CPU, then the runs."""
-    with CeleryTopology(base_env=child_env(**{SETTING: value})) as topo:
-        shutil.copyfile(data["train"], topo.landing / "train.json")
-        shutil.copyfile(data["test"], topo.landing / "test.json")
-        api = Api(topo.api_url)
-        wait_ready(topo, api)
+    with deployment(**{SETTING: value}) as (topo, api):
+        land(topo, data)
         scheduler = topo.procs["scheduler"].pid
         before, t = _cpu_seconds(scheduler), time.monotonic()
         time.sleep(idle_s)

@@ -39,15 +39,10 @@ def _done(result: dict) -> None:
     emit(result)
 
 
-def _parse_workers(records: int) -> int:
-    """Processes the fast reader used for a file of ``records`` records (one per batch at most)."""
-    from ml import data_fast
-
-    return min(data_fast._parse_workers(), -(-records // data_fast._FAST_BATCH))
-
-
 def stage_validate(a: dict) -> None:
     from ml.data import save_arrays
+    from ml.data_fast import parse_workers
+    from ml.task_marker import peak_rss_mib as task_peak_rss_mib
     from ml.validation import validate_file
 
     work = Path(a["work"])
@@ -77,8 +72,8 @@ def stage_validate(a: dict) -> None:
             "file_mib": Path(a["file"]).stat().st_size / 2**20,
             "save_npz_seconds": time.perf_counter() - t,
             "warnings": len(out.warnings),
-            "parse_workers": _parse_workers(len(r)),
-            "worker_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
+            "parse_workers": parse_workers(len(r)),
+            "worker_peak_rss_mib": round(task_peak_rss_mib(resource.RUSAGE_CHILDREN), 1),
         }
     )
 

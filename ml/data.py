@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 
 MAXLEN = 10
 N_FEATURES = 128
+EMBEDDING_FIELD = "audio_embedding"
 REQUIRED_FIELDS = (
     "vid_id",
     "start_time_seconds_youtube_clip",
     "end_time_seconds_youtube_clip",
-    "audio_embedding",
+    EMBEDDING_FIELD,
 )
 LABEL_FIELD = "is_turkey"
 KNOWN_FIELDS = frozenset(REQUIRED_FIELDS + (LABEL_FIELD,))
@@ -439,7 +440,7 @@ def _read_records_streaming(path) -> Records:
     table = _RecordTable()
     digest = hashlib.sha256()
     for index, rec, text in iter_raw_records(path, digest):
-        table.add(index, rec, _embedding_stats(rec.get("audio_embedding"), text))
+        table.add(index, rec, _embedding_stats(rec.get(EMBEDDING_FIELD), text))
     return table.records(path, digest.hexdigest())
 
 

@@ -25,11 +25,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ml.data import N_FEATURES, Records, _embedding_stats, _RecordTable
+from ml.data import EMBEDDING_FIELD, N_FEATURES, Records, _embedding_stats, _RecordTable
 
 log = logging.getLogger(__name__)
 
-EMBEDDING_FIELD = "audio_embedding"
 _FAST_BATCH = 4096  # records whose fields and embeddings are decoded together
 _MAX_PARSE_WORKERS = 4  # beyond this the serial part (decoding, the summary table) dominates
 _MAX_FAST_BYTES = 8 << 30  # larger files are streamed (the fast reader holds the file in memory)
@@ -260,20 +259,22 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def _parse_workers() -> int:
-    """Processes that measure embeddings: one per usable CPU, at most :data:`_MAX_PARSE_WORKERS`."""
+def parse_workers(records: int | None = None) -> int:
+    """Processes that measure embeddings: one per usable CPU, at most :data:`_MAX_PARSE_WORKERS`, and, for
+    a file of ``records`` records, at most one per batch of :data:`_FAST_BATCH`."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, _MAX_PARSE_WORKERS))
+    workers = max(1, min(cpus, _MAX_PARSE_WORKERS))
+    return workers if records is None else max(1, min(workers, -(-records // _FAST_BATCH)))
 
 
 def read_records_fast(path, workers: int | None = None) -> Records | None:
     """:class:`~ml.data.Records` for a well-formed file, or None when the streaming reader must decide.
 
     Files of more than one batch (:data:`_FAST_BATCH` records) have their embeddings measured by
-    ``workers`` processes (this one and forked children; default: :func:`_parse_workers`).
+    ``workers`` processes (this one and forked children; default: :func:`parse_workers`).
     """
     import msgspec
 
@@ -297,7 +298,7 @@ def read_records_fast(path, workers: int | None = None) -> Records | None:
         raw_records = decode(body, type=list[dict[str, msgspec.Raw]])
         batches = [raw_records[i : i + _FAST_BATCH] for i in range(0, len(raw_records), _FAST_BATCH)]
         embeddings = [[rec.get(EMBEDDING_FIELD) for rec in batch] for batch in batches]
-        measured = _in_workers(_plain_batch, embeddings, _parse_workers() if workers is None else workers)
+        measured = _in_workers(_plain_batch, embeddings, parse_workers() if workers is None else workers)
         for first, batch, embs, plain in zip(
             range(0, len(raw_records), _FAST_BATCH), batches, embeddings, measured, strict=True
         ):

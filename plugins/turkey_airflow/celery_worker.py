@@ -3,7 +3,8 @@
 On Linux every task process of a Celery worker is forked, not started afresh: Celery's prefork pool forks
 its pool processes from the worker, and Airflow's supervisor forks each task runner from a pool process.
 A module the worker imported once is therefore already imported in every task process it runs. The
-``validate`` task pays ~2 s importing Great Expectations in each run otherwise (BENCHMARKS.md section 1b).
+``validate`` task pays the Great Expectations import in each run otherwise (2-3 s here: "GX import +
+context start-up" in BENCHMARKS.md section 2).
 
 Deployments point ``[celery] celery_config_options`` at :data:`CELERY_CONFIG`
 (``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=turkey_airflow.celery_worker.CELERY_CONFIG``, set in

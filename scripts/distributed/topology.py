@@ -45,7 +45,8 @@ CELERY_CONFIG_OPTIONS = "turkey_airflow.celery_worker.CELERY_CONFIG"  # workers 
 SCHEDULER_IDLE_SLEEP_S = "0.25"
 # [workers] min_heartbeat_interval: also the longest a worker's task supervisor sleeps before it notices that its
 # task process has exited; at Airflow's 5 s, a finished task intermittently held its worker slot ~5 s more and the
-# next task waited in the queue (BENCHMARKS.md section 1b: 4.3 s stalls in 2 of 3 runs); at 1 s the stalls are
+# next task waited in the queue (`bench/run_bench.py --sections deployed` at git d9f3acd: queued -> running of 4.3 s
+# and 4.6 s in 2 of 3 runs, the worker log showing the previous tasks' workloads ending 5 s late); at 1 s the stalls are
 # gone, for one heartbeat call per running task per second instead of per 5 s.
 MIN_HEARTBEAT_INTERVAL_S = "1"
 
@@ -177,7 +178,8 @@ class CeleryTopology:
                 ),
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
                 # TensorFlow sizes its thread pools itself, as in docker-compose.yaml: capping inter-op threads at 1
-                # made the train task's fit 2.6 s (17%) slower than the bare script's (BENCHMARKS.md section 1b).
+                # made the bare script's fit 18.3 s instead of 15.7 s (`TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=1
+                # python bench/bare_pipeline.py` on the Kaggle-size demo data vs without them, one run each).
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 # notifications go to a loopback webhook receiver on webhook_port (the turkey_webhook connection)
