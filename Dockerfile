@@ -6,10 +6,11 @@
 #
 # docker compose builds both (see docker-compose.yaml). Stages:
 #   base    official apache/airflow image + the project's runtime settings
-#   wheel   builds the turkey-pipeline wheel (the `ml` package and the `turkey` CLI)
+#   wheel   builds the turkey-pipeline wheel (the `ml` library, its Airflow glue `turkey_airflow` with the
+#           plugins' entry points, and the `turkey` CLI)
 #   gpu     base + requirements.lock with tensorflow-cpu swapped for tensorflow[and-cuda] + the wheel
 #   cpu     base + requirements.lock (tensorflow-cpu) + the wheel
-# DAGs and the turkey_airflow plugin package are baked into /opt/airflow/{dags,plugins}.
+# DAGs are baked into /opt/airflow/dags; the plugins come with the installed package (no plugins folder).
 
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
@@ -21,7 +22,6 @@ ENV TURKEY_DATA_ROOT=/opt/turkey/data \
     TURKEY_ARTIFACTS_ROOT=/opt/turkey/artifacts \
     GX_ANALYTICS_ENABLED=false \
     TF_CPP_MIN_LOG_LEVEL=2 \
-    PYTHONPATH=/opt/airflow/plugins \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 USER root
@@ -36,6 +36,7 @@ FROM base AS wheel
 RUN mkdir -p /tmp/turkey-src /tmp/wheels
 COPY --chown=airflow:0 pyproject.toml README.md /tmp/turkey-src/
 COPY --chown=airflow:0 ml /tmp/turkey-src/ml
+COPY --chown=airflow:0 plugins /tmp/turkey-src/plugins
 RUN cd /tmp/turkey-src && pip wheel --no-deps --wheel-dir /tmp/wheels .
 
 # --------------------------------------------------------------------------------------------- gpu
@@ -52,8 +53,7 @@ RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
  && rm /tmp/requirements-gpu.lock
 RUN --mount=type=bind,from=wheel,source=/tmp/wheels,target=/tmp/wheels pip install --no-deps /tmp/wheels/*.whl
 COPY --chown=airflow:0 dags /opt/airflow/dags
-COPY --chown=airflow:0 plugins /opt/airflow/plugins
-# Last, so a new commit does not invalidate the dependency layers (ml.pipeline.git_commit reads it).
+# Last, so a new commit does not invalidate the dependency layers (ml.manifest.git_commit reads it).
 ARG GIT_COMMIT=""
 ENV TURKEY_TF_FLAVOUR=gpu TURKEY_GIT_COMMIT=${GIT_COMMIT}
 
@@ -64,7 +64,6 @@ RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
     pip install "apache-airflow==${AIRFLOW_VERSION}" -r /tmp/requirements.lock
 RUN --mount=type=bind,from=wheel,source=/tmp/wheels,target=/tmp/wheels pip install --no-deps /tmp/wheels/*.whl
 COPY --chown=airflow:0 dags /opt/airflow/dags
-COPY --chown=airflow:0 plugins /opt/airflow/plugins
-# Last, so a new commit does not invalidate the dependency layers (ml.pipeline.git_commit reads it).
+# Last, so a new commit does not invalidate the dependency layers (ml.manifest.git_commit reads it).
 ARG GIT_COMMIT=""
 ENV TURKEY_TF_FLAVOUR=cpu TURKEY_GIT_COMMIT=${GIT_COMMIT}

@@ -31,7 +31,7 @@ run: install  ## the whole pipeline through Airflow on the embedded default (SQL
 
 PORT ?= 8080
 ui: install  ## Airflow UI + model console on 127.0.0.1:$(PORT) (API server, scheduler, DAG processor, triggerer); Ctrl-C stops all
-	@source scripts/env.sh && exec $(PY) scripts/ui.py --port $(PORT)
+	@source scripts/env.sh && exec $(PY) -m scripts.ui --port $(PORT)
 
 test: install  ## the whole test suite (the fault-injection suite runs separately: make test-faults)
 	@source scripts/env.sh && $(PY) -m pytest -q --ignore=tests/faults --cov=ml --cov=plugins --cov=dags --cov-report=term:skip-covered --cov-fail-under=90
@@ -50,7 +50,7 @@ test-distributed: install  ## CeleryExecutor on PostgreSQL + Redis, as processes
 	@bash scripts/distributed_test.sh
 
 bench: install  ## writes BENCHMARKS.md
-	@source scripts/env.sh && $(PY) bench/run_bench.py
+	@source scripts/env.sh && $(PY) -m bench.run_bench
 
 lint: install
 	@$(VENV)/bin/ruff check ml plugins dags tests bench

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 bad input or a failed gate (one readable line on stderr, no traceback),
 2 usage error (argparse: unknown option, bad value, unknown recipe). Any other exception is a bug: it
-exits non-zero with its traceback. Defaults come from :mod:`ml.defaults`, shared with the DAG's params.
+exits non-zero with its traceback. Defaults come from :class:`ml.config.RunConfig`, shared with the DAG's
+params.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from ml import defaults
+from ml.config import PRESETS, RECIPE_OVERRIDES, RunConfig
 from ml.errors import TurkeyError
+from ml.evaluate import COMPARISON_METHODS
 
 log = logging.getLogger(__name__)
 
@@ -51,44 +54,75 @@ def cmd_validate(a) -> int:
     return 0
 
 
-#: The ``turkey train`` options recorded as the run's settings, under the DAG's param names.
-TRAIN_SETTINGS = ("min_records", "val_fraction", "recipe", *defaults.RECIPE_OVERRIDES, "min_val_accuracy")
+#: The ``turkey train`` options that are run settings (:class:`ml.config.RunConfig` fields).
+TRAIN_SETTINGS = ("min_records", "val_fraction", "recipe", *RECIPE_OVERRIDES, "min_val_accuracy", "auc_tolerance",
+                  "gate_confidence", "gate_method", "min_gate_records", "force_promote")
 
 
-def train_params(a) -> dict:
-    """``turkey train``'s settings keyed as the DAG's params (``train_file``, ``test_file``, ``recipe``, ...):
-    what :func:`ml.defaults.recipe_from_params` and :func:`ml.pipeline.build_manifest` read."""
-    return {"train_file": a.train, "test_file": a.test, **{key: getattr(a, key) for key in TRAIN_SETTINGS}}
+def train_config(a) -> RunConfig:
+    """``turkey train``'s options as the run's :class:`~ml.config.RunConfig` (options left out: the
+    defaults the DAG's params have too)."""
+    given = {key: getattr(a, key) for key in TRAIN_SETTINGS if getattr(a, key) is not None}
+    return RunConfig.from_params({"train_file": a.train, "test_file": a.test, **given})
 
 
 def cmd_train(a) -> int:
-    """``turkey train``: validate, split, pad, train and evaluate into OUT, with the same ``manifest.json``
-    a registered version gets (no champion gate); ``--min-val-accuracy`` fails (exit 1) below it."""
+    """``turkey train``: validate, split, pad, train and evaluate into OUT with the same ``manifest.json``
+    a registered version gets, and the same gates as the DAG (:mod:`ml.promotion`): the accuracy gate
+    (exit 1 below ``--min-val-accuracy``) and, with ``--registry``, the champion/challenger gate against
+    that registry's champion; ``--publish`` also registers OUT there and promotes it when the gate says so."""
+    from ml import promotion
     from ml.fsutil import write_json
-    from ml.pipeline import build_manifest, evaluate_step, prepare_step, train_step, validate_inputs
+    from ml.manifest import build_manifest
+    from ml.pipeline import evaluate_step, prepare_step, train_step, validate_inputs
+    from ml.registry import Registry, now_iso
 
-    params = train_params(a)
+    config = train_config(a)
+    registry = Registry(a.registry) if a.registry or a.publish else None
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))  # intermediate arrays; removed in any case
     try:
-        v = validate_inputs(
-            a.train, a.test, work, report_dir=out / "validation", min_records=a.min_records, reject=False
-        )
-        p = prepare_step(v["train_npz"], v["test_npz"], work, a.val_fraction, source=a.train)
-        t = train_step(p["split_npz"], p["test_padded_npz"], out, defaults.recipe_from_params(params), split=p["split"])
-        m = evaluate_step(p["split_npz"], t, a.seed)
+        champ, problem = promotion.current_champion(registry, config.force_promote) if registry else (None, None)
+        model, ids = promotion.champion_for_scoring(registry, champ, work) if registry else (None, None)
+        v = validate_inputs(a.train, a.test, work, min_records=config.min_records, report_dir=out / "validation",
+                            reject=False)
+        p = prepare_step(v["train_npz"], v["test_npz"], work, config.val_fraction, source=a.train)
+        t = train_step(p["split_npz"], p["test_padded_npz"], out, config.training_recipe(), champion_model=model,
+                       champion_trained_ids=ids, split=p["split"])
+        t = {**t, "champion_version": champ, "champion_problem": problem}
+        m = evaluate_step(p["split_npz"], t, config)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_json(build_manifest(params, v, t, m), out / "manifest.json")
+    decision = promotion.decide(registry, config, v, t, m) if registry else None
+    run_id = f"cli-{now_iso()}"
+    write_json(build_manifest(config, v, t, m, gate=decision, run_id=run_id if a.publish else None),
+               out / "manifest.json")
     print(
         f"model {out / 'model.keras'}: validation accuracy {m['val_accuracy']:.4f}, ROC AUC {m['val_auc']:.4f} "
         f"(logistic baseline AUC {m['baseline_logreg']['val_auc']:.4f})"
     )
-    if a.min_val_accuracy is not None:
-        from ml.pipeline import accuracy_gate
+    promotion.accuracy_gate(m, config.min_val_accuracy)
+    if decision is not None:
+        print(f"champion gate: {decision['decision']} ({decision['reason']})")
+    if a.publish:
+        return _publish(registry, out, decision, run_id, a.user)
+    return 0
 
-        accuracy_gate(m, a.min_val_accuracy)
+
+def _publish(registry, out: Path, decision: dict, run_id: str, user: str | None) -> int:
+    """``turkey train --publish``: register OUT as a version and promote it when the gate said so."""
+    from ml import promotion
+    from ml.fsutil import read_json
+    from ml.registry import now_iso
+
+    version = promotion.version_for_run(registry, now_iso(), "turkey-cli", run_id)
+    path, _ = registry.register(version, out, read_json(out / "manifest.json"))
+    print(f"registered {version} at {path}")
+    if decision["promote"]:
+        pointer = promotion.promote(registry, {**decision, "version": version}, run_id=run_id,
+                                    user=user or os.environ.get("USER") or "unknown", via="cli")
+        print(f"champion is now {version} (was {pointer.get('previous')})")
     return 0
 
 
@@ -110,10 +144,12 @@ def _decision_text(d: dict) -> str:
 def cmd_models(a) -> int:
     """``turkey models list|show|promote|doctor``: the model registry."""
     from ml.registry import Registry
+    from ml.registry.doctor import doctor
+    from ml.registry.views import describe, version_rows
 
     reg = Registry(a.artifacts)
     if a.models_cmd == "list":
-        rows = reg.list()
+        rows = version_rows(reg)
         if a.json:
             _print_json(rows)
         elif not rows:
@@ -131,7 +167,7 @@ def cmd_models(a) -> int:
                 )
         return 0
     if a.models_cmd == "show":
-        info = reg.describe(a.version)
+        info = describe(reg, a.version)
         if a.json:
             _print_json(info)
         else:
@@ -152,7 +188,7 @@ def cmd_models(a) -> int:
             print(f"repaired: {ptr['repaired_pointer']}")
         return 0
     if a.models_cmd == "doctor":
-        report = reg.doctor(repair=a.repair, orphan_min_age_s=a.orphan_min_age * 60)
+        report = doctor(reg, repair=a.repair, orphan_min_age_s=a.orphan_min_age * 60)
         if a.json:
             _print_json(report)
         else:
@@ -191,7 +227,7 @@ def _fraction(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``turkey`` argument parser, its defaults from :mod:`ml.defaults`."""
+    """The ``turkey`` argument parser, its defaults from :class:`ml.config.RunConfig`."""
     p = argparse.ArgumentParser(prog="turkey", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (one line per epoch when training)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -222,27 +258,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--split", choices=["train", "test"], required=True)
     s.add_argument("--report", help="folder for the Data Docs HTML and JSON summary")
-    s.add_argument("--min-records", type=_positive_int, default=defaults.MIN_RECORDS,
-                   help=f"reject a training file with fewer records (default {defaults.MIN_RECORDS}; like the "
-                        "DAG's min_records param it does not apply to test files)")
+    s.add_argument("--min-records", type=_positive_int, default=RunConfig.model_fields["min_records"].default,
+                   help="reject a training file with fewer records (default %(default)s; like the DAG's "
+                        "min_records param it does not apply to test files)")
     s.set_defaults(func=cmd_validate)
 
-    s = sub.add_parser("train", help="validate, split, pad, train and evaluate (no Airflow)")
+    d = RunConfig.model_fields
+    s = sub.add_parser("train", help="validate, split, pad, train, evaluate and gate (no Airflow)")
     s.add_argument("--train", required=True)
     s.add_argument("--test", help="also score this test file into OUT/submission.csv")
     s.add_argument("--out", required=True)
-    s.add_argument("--recipe", choices=defaults.recipe_names(), default=defaults.RECIPE,
-                   help=f"recipe preset (default {defaults.RECIPE})")
+    s.add_argument("--recipe", choices=sorted(PRESETS), help=f"recipe preset (default {d['recipe'].default})")
     s.add_argument("--epochs", type=_positive_int, help="override the preset's maximum epochs")
     s.add_argument("--batch-size", type=_positive_int, help="override the preset's batch size")
     s.add_argument("--learning-rate", type=float, help="override the preset's learning rate")
-    s.add_argument("--seed", type=int, default=defaults.SEED)
-    s.add_argument("--val-fraction", type=_fraction, default=defaults.VAL_FRACTION)
-    s.add_argument("--min-records", type=_positive_int, default=defaults.MIN_RECORDS)
-    s.add_argument("--min-val-accuracy", type=float, help="fail (exit 1) below this validation accuracy")
-    s.add_argument("--mixed-precision", action="store_true", default=defaults.MIXED_PRECISION)
+    s.add_argument("--seed", type=int, help=f"weights and shuffling (default {d['seed'].default})")
+    s.add_argument("--val-fraction", type=_fraction, help=f"validation share (default {d['val_fraction'].default})")
+    s.add_argument("--min-records", type=_positive_int, help=f"default {d['min_records'].default}")
+    s.add_argument("--min-val-accuracy", type=float,
+                   help=f"fail (exit 1) below this validation accuracy (default {d['min_val_accuracy'].default})")
+    s.add_argument("--mixed-precision", action="store_true", default=None)
     s.add_argument("--ensemble-seeds", type=_positive_int,
                    help="average this many seeds into the one model (default: the preset's)")
+    s.add_argument("--registry", help="compare with this registry's champion (the champion/challenger gate)")
+    s.add_argument("--publish", action="store_true",
+                   help="register OUT in the registry (--registry, else $TURKEY_REGISTRY_URL or the artifacts "
+                        "root) and promote it when the gate says so")
+    s.add_argument("--auc-tolerance", type=float, help=f"default {d['auc_tolerance'].default}")
+    s.add_argument("--gate-confidence", type=_fraction, help=f"default {d['gate_confidence'].default}")
+    s.add_argument("--gate-method", choices=COMPARISON_METHODS, help=f"default {d['gate_method'].default}")
+    s.add_argument("--min-gate-records", type=_positive_int, help=f"default {d['min_gate_records'].default}")
+    s.add_argument("--force-promote", action="store_true", default=None, help="promote whatever the gate says")
+    s.add_argument("--user", help="recorded in the audit entry of a --publish promotion (default: $USER)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("score", help="score a test JSON file with a model into a submission CSV")
@@ -284,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Run one ``turkey`` command; returns its exit status (0, 1 for TurkeyError or an environment fault,
     2 for usage, 130 on Ctrl-C). Other exceptions propagate: a bug shows its traceback."""
-    defaults.set_library_environment()  # before anything imports Great Expectations or TensorFlow
+    from ml.settings import set_library_environment
+
+    set_library_environment()  # before anything imports Great Expectations or TensorFlow
     parser = build_parser()
     try:
         a = parser.parse_args(argv)

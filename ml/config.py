@@ -1,103 +1,183 @@
-"""Where things live. Every location can be overridden by an environment variable.
+"""The run configuration: one typed, frozen model of everything a training run is told.
 
-- ``TURKEY_DATA_ROOT``: data root (default ``<repo>/data``). The landing folder is ``<root>/landing``;
-  rejected inputs go to ``<root>/rejected``. Input paths given as DAG params are relative to this root
-  and may not escape it.
-- ``TURKEY_ARTIFACTS_ROOT``: artifacts root (default ``<repo>/artifacts``): run scratch space,
-  validation reports, the model registry and the submissions.
-- ``TURKEY_KEEP_REPORTS`` / ``TURKEY_REPORT_MAX_AGE_DAYS``: retention of run folders (see
-  :mod:`ml.retention`).
+:class:`RunConfig` holds the inputs, the quality gates, the training recipe, publishing and alerts, each
+field with its one default, its bounds and its description. The DAG's ``Param``\\ s are generated from
+it (:func:`turkey_airflow.params.dag_params`), the ``turkey train`` options fill it, and the library
+takes it whole: :meth:`RunConfig.training_recipe` is the :class:`ml.train.Recipe` that ``fit`` runs.
+Deployment settings (paths, retention, lock timeouts) are :mod:`ml.settings`, not part of a run.
+
+A run's settings travel between tasks as the DAG's params (a plain mapping keyed by field name);
+:meth:`RunConfig.from_params` turns them back into the model, refusing a bad value with one line.
+Nothing here imports TensorFlow or Airflow.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml.errors import TurkeyError
+from ml.evaluate import COMPARISON_METHODS
+from ml.train import EPOCH_CRITERIA
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Weights and shuffling (never the split): the run's ``seed`` and every recipe's default.
+SEED = 42
 
 
-def data_root() -> Path:
-    """The data root: ``TURKEY_DATA_ROOT``, else ``<repo>/data`` (absolute)."""
-    return Path(os.environ.get("TURKEY_DATA_ROOT", REPO_ROOT / "data")).resolve()
+# ------------------------------------------------------------------------------------------ the recipe
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides how a model is fitted (:func:`ml.train.fit`): epochs, optimiser,
+    learning-rate schedule, epoch selection (``early_stop_*``, see :data:`ml.train.EPOCH_CRITERIA`), seed,
+    precision and the number of ensembled seeds. The field defaults are the ``default`` preset.
 
-
-def landing_dir() -> Path:
-    """Where new input files land: ``<data root>/landing``."""
-    return data_root() / "landing"
-
-
-def artifacts_root() -> Path:
-    """The artifacts root: ``TURKEY_ARTIFACTS_ROOT``, else ``<repo>/artifacts`` (absolute)."""
-    return Path(os.environ.get("TURKEY_ARTIFACTS_ROOT", REPO_ROOT / "artifacts")).resolve()
-
-
-def _refuse_unsafe(text: str, what: str) -> None:
-    if "\x00" in text:
-        raise TurkeyError(f"{what} {text!r} contains a NUL byte; give a plain path")
-
-
-def _env_number(name: str, default: str, kind: type, what: str):
-    """``kind(os.environ[name])`` (``default`` when unset or empty); a TurkeyError naming the variable when
-    the value is not a number."""
-    raw = os.environ.get(name, "").strip() or default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise TurkeyError(f"{name}={raw!r} is not {what}; set it to {what} or unset it (default {default})") from None
-    if value < 0 or value != value:  # negative or NaN
-        raise TurkeyError(f"{name}={raw!r} is not {what}; set it to {what} or unset it (default {default})")
-    return value
-
-
-def keep_reports() -> int:
-    """``TURKEY_KEEP_REPORTS`` (default 20): run folders (validation reports, a failed run's files) kept."""
-    return max(1, _env_number("TURKEY_KEEP_REPORTS", "20", int, "a whole number of run folders"))
-
-
-def report_max_age_days() -> float:
-    """``TURKEY_REPORT_MAX_AGE_DAYS`` (default 30; 0 = no age limit): older run folders are removed."""
-    return _env_number("TURKEY_REPORT_MAX_AGE_DAYS", "30", float, "a number of days")
-
-
-def run_dir(run_id: str) -> Path:
-    """A DAG run's scratch folder on the artifacts root (npz arrays, candidate, validation reports)."""
-    return artifacts_root() / "runs" / safe_name(run_id)
-
-
-def resolve_input(relative: str, root: Path | None = None) -> Path:
-    """Resolve a user-supplied input path against the data root.
-
-    Refuses (``TurkeyError``, one line) an empty path, a NUL byte, a ``..`` component and anything that
-    resolves outside the root (also through a symlink).
+    Presets live in :data:`PRESETS`; :func:`make_recipe` builds one with overrides.
     """
-    root = (root or data_root()).resolve()
-    if relative is None or not str(relative).strip():
-        raise TurkeyError("input path is empty")
-    relative = str(relative)
-    _refuse_unsafe(relative, "input path")
-    if ".." in Path(relative).parts:
-        raise TurkeyError(f"input path {relative!r} has a '..' component; give a path inside the data root {root}")
-    candidate = (root / relative).resolve()
-    if candidate != root and root not in candidate.parents:
-        raise TurkeyError(f"input path {relative!r} escapes the data root {root}; give a path inside it")
-    return candidate
+
+    name: str = "default"
+    epochs: int = 60
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    input_scale: float = 1.0
+    reduce_lr_monitor: str = "val_loss"
+    reduce_lr_factor: float = 0.1
+    reduce_lr_patience: int = 3
+    min_lr: float = 1e-6
+    early_stop_monitor: str = "val_loss"
+    early_stop_patience: int = 10
+    early_stop_min_delta: float = 0.0
+    seed: int = SEED
+    mixed_precision: bool = False
+    ensemble_seeds: int = 1
+
+    def __post_init__(self):
+        if self.early_stop_monitor not in EPOCH_CRITERIA:
+            raise ValueError(
+                f"unknown early_stop_monitor {self.early_stop_monitor!r}; choose from {', '.join(EPOCH_CRITERIA)}"
+            )
+        if self.ensemble_seeds < 1:
+            raise ValueError(f"ensemble_seeds must be >= 1, got {self.ensemble_seeds}")
+
+    def to_dict(self) -> dict:
+        """The recipe as a plain dict (for manifests and logs)."""
+        return dataclasses.asdict(self)
 
 
-def safe_name(text: str) -> str:
-    """A file-system-safe rendering of a run id or version: one path component, never ``.`` or ``..``.
+#: The named recipes: ``default`` (batch 32, up to 60 epochs, ReduceLROnPlateau(val_loss) and early
+#: stopping on validation loss with the kept epoch's weights restored, one model; chosen by
+#: ``python -m bench.recipe_sweep``, see docs/model.md) and ``seed`` (the reference tutorial's recipe, kept
+#: for comparison: batch 512, 16 epochs -- 32 gradient steps on ~900 records, far from convergence).
+PRESETS = {
+    "default": Recipe(),
+    "seed": Recipe(
+        name="seed",
+        epochs=16,
+        batch_size=512,
+        learning_rate=1e-3,
+        input_scale=1.0,
+        reduce_lr_monitor="val_accuracy",
+        reduce_lr_factor=0.1,
+        reduce_lr_patience=2,
+        min_lr=1e-8,
+        early_stop_monitor="val_loss",
+        early_stop_patience=20,
+    ),
+}
 
-    Characters other than letters, digits and ``-_.`` become ``_`` (so ``/`` can never split it); a NUL
-    byte or a name that would be empty, ``.`` or ``..`` is refused with a ``TurkeyError``.
-    """
-    text = str(text)
-    _refuse_unsafe(text, "name")
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:120]
-    if name in ("", ".", ".."):
-        raise TurkeyError(f"{text!r} is not a usable name (empty, '.' or '..')")
-    return name
+
+def make_recipe(preset: str = "default", **overrides) -> Recipe:
+    """A preset with some fields overridden (``None`` values are ignored)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown recipe preset {preset!r}; choose from {sorted(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ValueError(f"unknown recipe option(s): {sorted(unknown)}")
+    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
+
+
+# ------------------------------------------------------------------------------------------ the run
+
+DATA, GATES, RECIPE, PUBLISH, ALERTS = "Input data", "Quality gates", "Training recipe", "Publishing", "Alerts"
+#: The recipe fields a run may override (``None``: the preset's value).
+RECIPE_OVERRIDES = ("epochs", "batch_size", "learning_rate", "seed", "mixed_precision", "ensemble_seeds")
+
+RecipeName = Literal[tuple(sorted(PRESETS, key=lambda name: (name != "default", name)))]  # type: ignore[valid-type]
+GateMethod = Literal[COMPARISON_METHODS]  # type: ignore[valid-type]
+
+
+def _f(default: Any, section: str, description: str, **bounds) -> Any:
+    return Field(default, description=description, json_schema_extra={"section": section}, **bounds)
+
+
+class RunConfig(BaseModel):
+    """Everything a training run is told, with one default per fact (the DAG's params, by field name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train_file: Annotated[str, _f("landing/train.json", DATA, "Training JSON, relative to the data root "
+                                  "(TURKEY_DATA_ROOT).", min_length=1)]
+    test_file: Annotated[str | None, _f("landing/test.json", DATA, "Test JSON to score, relative to the data "
+                                        "root (null: none).", min_length=1)]
+    min_records: Annotated[int, _f(100, DATA, "Reject a training file with fewer records (test files need one).",
+                                   ge=1)]
+    min_val_accuracy: Annotated[float, _f(0.85, GATES, "Fail the run (publish nothing) below this validation "
+                                          "accuracy.", ge=0, le=1)]
+    auc_tolerance: Annotated[float, _f(0.02, GATES, "Promote when, at gate_confidence, the challenger's AUC is not "
+                                       "worse than the champion's by more than this (CI lower end of challenger - "
+                                       "champion >= -tolerance), on records neither model trained on.", ge=0, le=1)]
+    gate_confidence: Annotated[float, _f(0.95, GATES, "Two-sided confidence of the interval on the AUC difference.",
+                                         gt=0, lt=1)]
+    gate_method: Annotated[GateMethod, _f("delong", GATES, "Paired AUC comparison: DeLong's variance, or a seeded "
+                                          "paired bootstrap (2,000 resamples).")]
+    min_gate_records: Annotated[int, _f(100, GATES, "Refuse to compare (and so to promote, unless force_promote) "
+                                        "when fewer validation records than this were not trained on by the "
+                                        "champion.", ge=1)]
+    recipe: Annotated[RecipeName, _f("default", RECIPE, "Preset: 'default' (converging recipe) or 'seed' (the "
+                                     "tutorial's).")]
+    epochs: Annotated[int | None, _f(None, RECIPE, "Override the preset's maximum epochs.", ge=1, le=500)]
+    batch_size: Annotated[int | None, _f(None, RECIPE, "Override the preset's batch size.", ge=1, le=8192)]
+    learning_rate: Annotated[float | None, _f(None, RECIPE, "Override the preset's Nadam learning rate.", gt=0, le=1)]
+    seed: Annotated[int, _f(SEED, RECIPE, "Seed for weight initialisation and shuffling (same data + seed = same "
+                            "metrics). The split does not depend on it: a record's role comes from a hash of its "
+                            "vid_id.", ge=0)]
+    val_fraction: Annotated[float, _f(0.25, RECIPE, "Share of the training file held out for validation (by vid_id "
+                                      "hash; both classes must get validation records).", gt=0, lt=1)]
+    ensemble_seeds: Annotated[int | None, _f(None, RECIPE, "Override the preset's number of seeds averaged into the "
+                                             "one published model (1 = a single model; 3 steadies the worst seed at "
+                                             "~3x training time, see docs/model.md).", ge=1, le=10)]
+    mixed_precision: Annotated[bool, _f(False, RECIPE, "Train in mixed float16 (useful on a GPU).")]
+    force_promote: Annotated[bool, _f(False, PUBLISH, "Operator override: promote even if the champion is better.")]
+    require_approval: Annotated[bool, _f(False, PUBLISH, "Wait for a human approval in the UI before promoting.")]
+    run_deadline_minutes: Annotated[float, _f(360, ALERTS, "Notify when the run is still unfinished this many "
+                                              "minutes after it was queued (0: never). A train task that no worker "
+                                              "takes fails after the scheduler's task_queued_timeout and notifies "
+                                              "as a failed run.", ge=0)]
+
+    @classmethod
+    def from_params(cls, params: Mapping) -> RunConfig:
+        """The configuration from a run's params (the DAG's, or the CLI's under the same names); keys that
+        are not fields are ignored, a bad value is a one-line :class:`~ml.errors.TurkeyError`."""
+        known = {k: v for k, v in dict(params).items() if k in cls.model_fields}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "params"
+            raise TurkeyError(f"run setting {where}={err.get('input')!r}: {err['msg']}") from None
+
+    def training_recipe(self) -> Recipe:
+        """The :class:`ml.train.Recipe` this run trains with: the preset named by ``recipe`` with the
+        :data:`RECIPE_OVERRIDES` that are set."""
+        return make_recipe(self.recipe, **{key: getattr(self, key) for key in RECIPE_OVERRIDES})
+
+    def params(self) -> dict:
+        """The configuration as the DAG's params (JSON-able), e.g. for a manifest."""
+        return self.model_dump(mode="json")

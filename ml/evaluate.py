@@ -29,7 +29,7 @@ def mean_pool(x_padded: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return x_padded.astype(np.float32).sum(axis=1) / lengths[:, None]
 
 
-def logistic_baseline(x_train, len_train, y_train, x_val, len_val, y_val, seed: int = 42) -> dict:
+def logistic_baseline(x_train, len_train, y_train, x_val, len_val, y_val, seed: int) -> dict:
     """Standardised logistic regression on mean-pooled frames, fitted on train, scored on validation."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -115,6 +115,11 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def read_json(path):
+    """The JSON document in the local file ``path``."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def write_json(obj, path, sort_keys: bool = True) -> str:
     """A JSON file (indented, numpy values converted) written atomically; returns its path."""
     with atomic_output(path) as tmp:

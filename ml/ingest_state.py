@@ -29,9 +29,9 @@ MAX_TRAINED_ENTRIES = 100
 
 def state_path() -> Path:
     """``<artifacts root>/state/ingest.json``."""
-    from ml.config import artifacts_root
+    from ml.settings import settings
 
-    return artifacts_root() / "state" / "ingest.json"
+    return settings().artifacts_root / "state" / "ingest.json"
 
 
 def load(path=None) -> dict:

@@ -5,28 +5,27 @@ imports Airflow. Large data moves between steps as files under a per-run work fo
 artifacts root, never through XCom. Only :func:`train_step` (and scoring) imports TensorFlow.
 
 Each step's result has a type (a ``TypedDict``, so it stays a plain dict that XCom carries as JSON):
-validate -> :class:`Validated`, prepare -> :class:`Prepared`, train -> :class:`Trained` (and, in the DAG,
-:class:`TrainedVsChampion`: which champion it was scored against), evaluate -> :class:`Metrics`, gates ->
-:class:`AccuracyGateResult` and :class:`GateDecision`. :func:`build_manifest` describes a trained model
-from these, for the registry (DAG) and for ``turkey train``'s output folder alike. Defaults come from
-:mod:`ml.defaults`.
+validate -> :class:`Validated`, prepare -> :class:`Prepared`, train -> :class:`Trained` (and
+:class:`TrainedVsChampion`: which champion it was scored against), evaluate -> :class:`Metrics`. The gates
+and the promote decision are :mod:`ml.promotion`; what a trained model is, :mod:`ml.manifest`. Settings
+come from the run's :class:`ml.config.RunConfig`.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
-from ml import defaults
 from ml.data import load_arrays, pad_frames, save_arrays
-from ml.errors import DataError, GateError, TurkeyError
+from ml.errors import DataError, TurkeyError
 from ml.fsutil import atomic_output
+from ml.manifest import RECORD_IDS_FILE, write_record_ids
+
+if TYPE_CHECKING:
+    from ml.config import Recipe, RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -100,36 +99,9 @@ class Metrics(TypedDict):
     recipe: dict
 
 
-class AccuracyGateResult(TypedDict):
-    """:func:`accuracy_gate` passed: the figure and the threshold."""
-
-    passed: bool
-    val_accuracy: float
-    min_val_accuracy: float
-    n_val: int | None
-
-
-class GateDecision(TypedDict):
-    """:func:`champion_gate`: promote or not, the outcome's name, the reason and what it was based on."""
-
-    champion_version: str | None
-    champion_problem: str | None
-    challenger_val_auc: float
-    champion_val_auc: float | None
-    tolerance: float
-    min_records: int
-    same_inputs_as_champion: bool
-    comparison: dict | None
-    force_promote: bool
-    promote: bool
-    decision: str
-    reason: str
-
-
 # --------------------------------------------------------------------------------------------- validate
-def validate_inputs(
-    train_path, test_path, work_dir, report_dir=None, min_records: int = defaults.MIN_RECORDS, reject: bool = True
-) -> Validated:
+def validate_inputs(train_path, test_path, work_dir, *, min_records: int, report_dir=None, reject: bool = True
+                    ) -> Validated:
     """Validate train and (when given) test; on success write compact arrays (``train.npz``, ``test.npz``).
 
     On failure the offending file is moved to ``rejected/`` beside its folder (when ``reject``) and a
@@ -212,9 +184,7 @@ def _unlabelled(outcome) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- prepare
-def prepare_step(
-    train_npz, test_npz, work_dir, val_fraction: float = defaults.VAL_FRACTION, source: str | None = None
-) -> Prepared:
+def prepare_step(train_npz, test_npz, work_dir, val_fraction: float, source: str | None = None) -> Prepared:
     """Repeatable split by record identity (:mod:`ml.prepare`) and Keras-style padding; writes ``split.npz``
     and ``test_padded.npz``. ``source`` names the training file in error messages."""
     from ml.prepare import split_arrays, split_spec
@@ -251,36 +221,6 @@ def prepare_step(
     }
 
 
-# --------------------------------------------------------------------------------------------- record ids
-RECORD_IDS_FILE = "record_ids.json"
-
-
-def write_record_ids(ids_train, ids_val, split: dict | None, path, gate_ids=None) -> dict:
-    """``record_ids.json``: the ids a version trained on, validated on and (``gate``, or null without a
-    fair comparison) was compared with the champion on; sorted, unique. Returns a summary."""
-    from ml.fsutil import write_json
-
-    train = sorted({str(i) for i in ids_train})
-    val = sorted({str(i) for i in ids_val})
-    gate = None if gate_ids is None else sorted({str(i) for i in gate_ids})
-    write_json({"format": 1, "id_field": "vid_id", "split": split, "train": train, "validation": val,
-                "gate": gate}, path)
-    return {"file": Path(path).name, "n_train_ids": len(train), "n_validation_ids": len(val),
-            "n_gate_ids": None if gate is None else len(gate)}
-
-
-def version_trained_ids(registry, version: str) -> set[str] | None:
-    """The ids ``version`` trained on, from its ``record_ids.json``; ``None`` for versions registered
-    before versions recorded them (their training records are unknown)."""
-    import posixpath
-
-    path = posixpath.join(registry.version_dir(version), RECORD_IDS_FILE)
-    if not registry.fs.isfile(path):
-        return None
-    with registry.fs.open(path, "rb") as fh:
-        return set(json.loads(fh.read())["train"])
-
-
 # --------------------------------------------------------------------------------------------- train
 def write_submission(ids, probs, path) -> str:
     """CSV ``vid_id,is_turkey`` (probabilities), one row per record in input order; atomic."""
@@ -292,7 +232,7 @@ def write_submission(ids, probs, path) -> str:
     return str(path)
 
 
-def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, champion_model=None,
+def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_model=None,
                champion_trained_ids: set | None = None, split: dict | None = None) -> Trained:
     """Train the candidate and do all TensorFlow work of the run in this one process.
 
@@ -307,12 +247,11 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: dict | None = None, 
 
     from ml.fsutil import write_json
     from ml.tflog import import_tensorflow
-    from ml.train import describe_device, fit, make_recipe, predict, save_curves, save_model
+    from ml.train import describe_device, fit, predict, save_curves, save_model
 
     import_tensorflow()  # its start-up lines at INFO, not on stderr (which a task logs at ERROR)
 
-    recipe = dict(recipe or {})
-    rc = make_recipe(recipe.pop("name", recipe.pop("preset", "default")), **recipe)
+    rc = recipe
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     d = load_arrays(split_npz)
@@ -377,13 +316,12 @@ EVALUATED_ON = {
 }
 
 
-def evaluate_step(split_npz, trained: Trained, seed: int = defaults.SEED,
-                  comparison_method: str = defaults.GATE_METHOD, confidence: float = defaults.GATE_CONFIDENCE
-                  ) -> Metrics:
-    """Validation accuracy/AUC, the logistic-regression baseline on the same split, and -- when the
-    champion was scored -- the paired champion/challenger AUC comparison on the records neither trained
-    on (:func:`ml.evaluate.compare_auc`), with the :data:`TRAINING_FACTS` of ``trained``; writes
-    ``metrics.json`` into the candidate folder."""
+def evaluate_step(split_npz, trained: Trained, config: RunConfig) -> Metrics:
+    """Validation accuracy/AUC, the logistic-regression baseline on the same split (seeded by
+    ``config.seed``), and -- when the champion was scored -- the paired champion/challenger AUC comparison
+    on the records neither trained on (:func:`ml.evaluate.compare_auc` with ``config``'s method and
+    confidence), with the :data:`TRAINING_FACTS` of ``trained``; writes ``metrics.json`` into the candidate
+    folder."""
     from ml.evaluate import binary_metrics, compare_auc, logistic_baseline
     from ml.fsutil import write_json
 
@@ -391,7 +329,8 @@ def evaluate_step(split_npz, trained: Trained, seed: int = defaults.SEED,
     d = load_arrays(split_npz)
     p = load_arrays(candidate_dir / "predictions.npz")
     m = binary_metrics(d["y_val"], p["val_pred"])
-    base = logistic_baseline(d["x_train"], d["len_train"], d["y_train"], d["x_val"], d["len_val"], d["y_val"], seed)
+    base = logistic_baseline(d["x_train"], d["len_train"], d["y_train"], d["x_val"], d["len_val"], d["y_val"],
+                             config.seed)
     metrics: Metrics = {
         "val_accuracy": m["accuracy"],
         "val_auc": m["roc_auc"],
@@ -404,10 +343,10 @@ def evaluate_step(split_npz, trained: Trained, seed: int = defaults.SEED,
     if "gate_index" in p:
         idx = p["gate_index"].astype(int)
         if len(idx):
-            cmp = compare_auc(d["y_val"][idx], p["val_pred"][idx], p["champion_gate_pred"], comparison_method,
-                              confidence)
+            cmp = compare_auc(d["y_val"][idx], p["val_pred"][idx], p["champion_gate_pred"], config.gate_method,
+                              config.gate_confidence)
         else:
-            cmp = {"method": comparison_method, "confidence": float(confidence), "n": 0}
+            cmp = {"method": config.gate_method, "confidence": float(config.gate_confidence), "n": 0}
         metrics["champion_comparison"] = cmp | {"n_excluded_champion_trained": int(len(d["y_val"]) - len(idx))}
     write_json(metrics, candidate_dir / "metrics.json")
     log.info(
@@ -419,166 +358,3 @@ def evaluate_step(split_npz, trained: Trained, seed: int = defaults.SEED,
         base["roc_auc"],
     )
     return metrics
-
-
-# --------------------------------------------------------------------------------------------- gates
-def accuracy_gate(metrics: Metrics, min_val_accuracy: float) -> AccuracyGateResult:
-    """Fail (GateError) below ``min_val_accuracy`` on this run's validation records."""
-    acc = metrics["val_accuracy"]
-    n = metrics.get("n_val")
-    on = f" on {n} validation records" if n else ""
-    if not acc >= min_val_accuracy:
-        raise GateError(
-            f"validation accuracy {acc:.4f}{on} is below the threshold min_val_accuracy={min_val_accuracy:.4f}; "
-            "nothing was published"
-        )
-    return {"passed": True, "val_accuracy": acc, "min_val_accuracy": min_val_accuracy, "n_val": n}
-
-
-def same_training(champion_manifest: dict | None, inputs: dict, recipe: dict | None, val_fraction) -> bool:
-    """Whether a run would retrain the champion as it was: same train and test digests, same recipe
-    (seed included) and same validation share."""
-    if not champion_manifest:
-        return False
-    champ_inputs = champion_manifest.get("inputs") or {}
-    champ_recipe = (champion_manifest.get("metrics") or {}).get("recipe")
-    champ_fraction = (champion_manifest.get("params") or {}).get("val_fraction")
-    return (
-        champ_inputs.get("train_sha256") == inputs.get("train_sha256")
-        and champ_inputs.get("test_sha256") == inputs.get("test_sha256")
-        and champ_recipe is not None
-        and champ_recipe == recipe
-        and champ_fraction == val_fraction
-    )
-
-
-def _fmt_comparison(c: dict) -> str:
-    """One line for a paired AUC comparison: difference, both AUCs, interval, method, records."""
-    return (
-        f"challenger - champion AUC {c['difference']:+.4f} ({c['challenger_auc']:.4f} vs {c['champion_auc']:.4f}), "
-        f"{c['confidence']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], {c['method']}, "
-        f"n={c['n']} records neither model trained on"
-    )
-
-
-def champion_gate(metrics: Metrics, champion_version: str | None, tolerance: float, force_promote: bool = False,
-                  min_records: int = defaults.MIN_GATE_RECORDS, same_inputs: bool = False,
-                  champion_problem: str | None = None) -> GateDecision:
-    """Challenger vs champion, fairly and with its uncertainty.
-
-    Compares on ``metrics["champion_comparison"]`` (records neither model trained on). Promote when the
-    lower end of the confidence interval of (challenger - champion) AUC is >= ``-tolerance``: the
-    challenger is, at the configured confidence, not worse by more than the tolerance. When the run
-    retrained on the champion's exact inputs and recipe (``same_inputs``), only a challenger better beyond
-    the uncertainty (lower end > 0) replaces it. No comparison is made (and nothing promoted) when the
-    champion's training records are unknown or fewer than ``min_records`` records remain.
-    ``force_promote`` promotes anyway; the decision says so. ``champion_problem`` (the operator forced past
-    a damaged champion, so ``champion_version`` is None) is recorded, and the reason says it, not "no
-    champion yet".
-    """
-    cmp = metrics.get("champion_comparison")
-    decision = {
-        "champion_version": champion_version,
-        "champion_problem": champion_problem,
-        "challenger_val_auc": metrics["val_auc"],
-        "champion_val_auc": None,
-        "tolerance": tolerance,
-        "min_records": min_records,
-        "same_inputs_as_champion": bool(same_inputs),
-        "comparison": cmp,
-        "force_promote": bool(force_promote),
-    }
-    if champion_version is None:
-        promote, outcome, reason = True, "promote", "no champion yet"
-    elif cmp is None:
-        promote, outcome = False, "no_comparison"
-        reason = (f"champion {champion_version} does not record which records it trained on (registered before "
-                  "record_ids.json), so no fair comparison is possible; promote a new model with force_promote")
-    elif cmp["n"] < min_records or cmp.get("ci_low") is None:
-        promote, outcome = False, "no_comparison"
-        reason = (f"only {cmp['n']} validation record(s) ({cmp.get('n_pos', 0)} positive) that champion "
-                  f"{champion_version} did not train on (min_gate_records={min_records}; "
-                  f"{cmp.get('n_excluded_champion_trained', 0)} excluded because it trained on them)")
-    else:
-        decision["champion_val_auc"] = cmp["champion_auc"]
-        decision["challenger_val_auc"] = cmp["challenger_auc"]
-        detail = _fmt_comparison(cmp)
-        if same_inputs:
-            promote = cmp["ci_low"] > 0
-            outcome = "promote" if promote else "keep_champion"
-            reason = (f"same inputs and recipe as champion {champion_version}: {'better' if promote else 'not better'} "
-                      f"beyond the uncertainty ({detail}; needs lower end > 0)")
-        else:
-            promote = cmp["ci_low"] >= -tolerance
-            outcome = "promote" if promote else "keep_champion"
-            reason = f"{detail}; lower end {'>=' if promote else '<'} -tolerance {-tolerance:+.4f}"
-    if not promote and force_promote:
-        promote, outcome, reason = True, "promote", f"forced by operator ({outcome}: {reason})"
-    if champion_problem:
-        reason = f"forced by operator; the champion could not be compared: {champion_problem}"
-    decision.update(promote=promote, decision=outcome, reason=reason)
-    log.info("champion gate: %s (%s)", outcome, reason)
-    return decision
-
-
-MANIFEST_PACKAGES = (
-    "turkey-pipeline", "tensorflow-cpu", "tensorflow", "keras", "numpy", "great-expectations", "apache-airflow"
-)
-
-
-def package_versions(names=MANIFEST_PACKAGES) -> dict:
-    """Installed versions of ``names`` (those not installed are left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit() -> str | None:
-    """The commit of this checkout (``git rev-parse HEAD``), else ``$TURKEY_GIT_COMMIT`` (e.g. in an image)."""
-    import subprocess
-
-    from ml.config import REPO_ROOT
-
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-    except Exception:  # noqa: BLE001 - not a git checkout (e.g. a container image)
-        return os.environ.get("TURKEY_GIT_COMMIT")
-
-
-def build_manifest(params: Mapping, validated: Validated, trained: Trained, metrics: Metrics,
-                   gate: GateDecision | None = None, dag_id: str | None = None, run_id: str | None = None) -> dict:
-    """What a trained model is, for its ``manifest.json``: the run (``dag_id``/``run_id``, None for
-    ``turkey train``), its inputs and their digests, its settings (``params``, keyed as the DAG's params),
-    the metrics, the champion ``gate`` decision (None when there was none), the validation reports, the
-    code (git commit, package versions), device and record-id summary. The registry adds ``version`` and
-    ``files``; :func:`same_training` reads ``inputs``, ``params.val_fraction`` and ``metrics.recipe`` back."""
-    from ml.registry import now_iso
-
-    return {
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "created_at": now_iso(),
-        "inputs": {
-            "train_file": params["train_file"],
-            "test_file": params["test_file"],
-            "train_sha256": validated["train_sha256"],
-            "test_sha256": validated["test_sha256"],
-        },
-        "params": dict(params),
-        "metrics": dict(metrics),
-        "gate": gate,
-        "compared_with": gate["champion_version"] if gate else None,
-        "validation_report": validated.get("report_html"),
-        "git_commit": git_commit(),
-        "packages": package_versions(),
-        "device": trained.get("device"),
-        "record_ids": trained.get("record_ids"),
-    }

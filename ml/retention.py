@@ -4,7 +4,7 @@ Policy (run by the ``cleanup`` task after each successful run): keep the newest 
 (``TURKEY_KEEP_REPORTS``, default 20) and, among them, only those younger than ``max_age_days``
 (``TURKEY_REPORT_MAX_AGE_DAYS``, default 30; 0 = no age limit); the folder of the run doing the cleanup
 is always kept. Temporary files left by interrupted atomic writes (``.tmp-*``) older than an hour are
-removed too. Registry orphans are removed by :meth:`ml.registry.Registry.remove_orphans`.
+removed too. Registry orphans are removed by :func:`ml.registry.doctor.remove_orphans`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,26 @@ def size_of(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+#: What a successful run's folder no longer needs once its version is registered.
+INTERMEDIATES = ("*.npz", "candidate", "champion")
+
+
+def remove_intermediates(run_folder) -> int:
+    """Remove a finished run's :data:`INTERMEDIATES` (arrays, the candidate folder the registry now holds,
+    a downloaded champion); the validation report stays. Returns the bytes freed."""
+    run_folder = Path(run_folder)
+    freed = 0
+    for pattern in INTERMEDIATES:
+        for path in sorted(run_folder.glob(pattern)):
+            freed += size_of(path)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    log.info("removed %.1f MiB of intermediates from %s", freed / 2**20, run_folder)
+    return freed
 
 
 def prune_runs(runs_dir, keep: int, max_age_days: float, protect=(), now: float | None = None) -> dict:

@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-from ml.defaults import set_library_environment
+from ml.settings import set_library_environment
 
 log = logging.getLogger(__name__)
 

@@ -1,25 +1,10 @@
-"""Training recipes, epoch selection, seed averaging and the training loop (Keras 3).
-
-Two named presets:
-
-- ``seed``: the reference tutorial's recipe, kept for comparison: raw 0-255 input, batch 512, 16 epochs,
-  Nadam(1e-3), ReduceLROnPlateau(val_accuracy, factor 0.1, patience 2), EarlyStopping(val_loss,
-  patience 20, restore best). On ~900 training records that is only 32 gradient steps: the model ends far
-  from convergence, and its quality depends strongly on the seed.
-- ``default``: same architecture and optimiser, chosen by measurement (``python -m bench.recipe_sweep``;
-  results in the README): batch 32, up to 60 epochs, ReduceLROnPlateau(val_loss, factor 0.1, patience 3),
-  early stopping on validation loss (patience 10) with the lowest-loss epoch's weights restored, one model
-  (``ensemble_seeds=1``).
+"""Epoch selection, seed averaging and the training loop (Keras 3), for a :class:`ml.config.Recipe`.
 
 Epoch selection (``early_stop_monitor``, see :data:`EPOCH_CRITERIA` and :func:`select_epoch`) decides
-which epoch's weights ship. Validation AUC alone ignores calibration: on ~300 validation records a noise
-wiggle of 0.006 AUC can pick an epoch whose probabilities are badly calibrated, so accuracy at the 0.5
-threshold (what the accuracy gate measures) is far below what the ranking allows. Validation loss (log
-loss, a proper scoring rule) rewards both; on both demo families over seeds 42-46 it beat validation
-AUC on mean and worst-seed held-out AUC and accuracy (README, "Epoch selection").
-``ensemble_seeds`` = k > 1 trains k members (seeds ``seed`` .. ``seed + k - 1``, same split) and ships one
-Keras model averaging their probabilities: with k=3 the worst seed's held-out accuracy rose ~1 point at
-3x the training time, so it is opt-in.
+which epoch's weights ship: by default the lowest validation loss (log loss rewards ranking and
+calibration together; validation AUC alone can keep a badly calibrated epoch). ``ensemble_seeds`` = k > 1
+trains k members (seeds ``seed`` .. ``seed + k - 1``, same split) and ships one Keras model averaging their
+probabilities. Both choices were made by ``python -m bench.recipe_sweep``; its tables are in docs/model.md.
 """
 
 from __future__ import annotations
@@ -28,11 +13,14 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml.fsutil import atomic_output
+
+if TYPE_CHECKING:
+    from ml.config import Recipe
 
 log = logging.getLogger(__name__)
 
@@ -96,72 +84,6 @@ def select_epoch(history: dict, criterion: str, patience: int | None = None, min
         if stop:
             break
     return sel.best_epoch
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """Everything that decides a training run: epochs, optimiser, learning-rate schedule, epoch selection
-    (``early_stop_*``, see :data:`EPOCH_CRITERIA`), seed, precision and the number of ensembled seeds.
-
-    Presets live in :data:`PRESETS`; :func:`make_recipe` builds one with overrides.
-    """
-
-    name: str = "default"
-    epochs: int = 60
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    input_scale: float = 1.0
-    reduce_lr_monitor: str = "val_loss"
-    reduce_lr_factor: float = 0.1
-    reduce_lr_patience: int = 3
-    min_lr: float = 1e-6
-    early_stop_monitor: str = "val_loss"
-    early_stop_patience: int = 10
-    early_stop_min_delta: float = 0.0
-    seed: int = 42
-    mixed_precision: bool = False
-    ensemble_seeds: int = 1
-
-    def __post_init__(self):
-        if self.early_stop_monitor not in EPOCH_CRITERIA:
-            raise ValueError(
-                f"unknown early_stop_monitor {self.early_stop_monitor!r}; choose from {', '.join(EPOCH_CRITERIA)}"
-            )
-        if self.ensemble_seeds < 1:
-            raise ValueError(f"ensemble_seeds must be >= 1, got {self.ensemble_seeds}")
-
-    def to_dict(self) -> dict:
-        """The recipe as a plain dict (for manifests and logs)."""
-        return dataclasses.asdict(self)
-
-
-PRESETS = {
-    "default": Recipe(),
-    "seed": Recipe(
-        name="seed",
-        epochs=16,
-        batch_size=512,
-        learning_rate=1e-3,
-        input_scale=1.0,
-        reduce_lr_monitor="val_accuracy",
-        reduce_lr_factor=0.1,
-        reduce_lr_patience=2,
-        min_lr=1e-8,
-        early_stop_monitor="val_loss",
-        early_stop_patience=20,
-    ),
-}
-
-
-def make_recipe(preset: str = "default", **overrides) -> Recipe:
-    """A preset with some fields overridden (``None`` values are ignored)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown recipe preset {preset!r}; choose from {sorted(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise ValueError(f"unknown recipe option(s): {sorted(unknown)}")
-    return dataclasses.replace(PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def seed_everything(seed: int) -> None:

@@ -14,7 +14,6 @@ export TURKEY_DATA_ROOT="${TURKEY_DATA_ROOT:-$_repo/data}"
 export TURKEY_ARTIFACTS_ROOT="${TURKEY_ARTIFACTS_ROOT:-$_repo/artifacts}"
 export GX_ANALYTICS_ENABLED=false
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-export PYTHONPATH="$_repo/plugins${PYTHONPATH:+:$PYTHONPATH}"
 # Bytecode caching makes each TensorFlow import ~3x faster (this environment disables it by default).
 unset PYTHONDONTWRITEBYTECODE
 unset _repo

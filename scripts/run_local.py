@@ -6,7 +6,7 @@ SIGTERM stops it, SIGKILL after a grace period), shows the pipeline's own log li
 log goes to ``$AIRFLOW_HOME/last-run.log``), then prints a summary of the champion from the registry.
 Exit status: the run's, or 1 when no champion was published.
 
-    source scripts/env.sh && python scripts/run_local.py        # TURKEY_CONF='{"epochs": 3}' sets the run conf
+    source scripts/env.sh && python -m scripts.run_local        # TURKEY_CONF='{"epochs": 3}' sets the run conf
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import interrupt_on_sigterm, spawn, stop_all  # noqa: E402
+from scripts.procs import interrupt_on_sigterm, spawn, stop_all
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +63,14 @@ def summary(started: str) -> int:
     """Print the champion (version, figures, submission) and, when this run's version was registered but not
     promoted, the gate's decision. 1 when there is no champion."""
     from ml.registry import Registry
+    from ml.registry.views import describe
 
     reg = Registry()
     if reg.champion() is None:
         print("==> no champion model published (see the log above)")
         return 1
-    info = reg.describe("champion")
-    latest = reg.describe("latest")["manifest"]
+    info = describe(reg, "champion")
+    latest = describe(reg, "latest")["manifest"]
     m = info["metrics"]
     if latest["version"] != info["version"] and latest.get("created_at", "") >= started:  # this run's version lost
         gate = latest.get("gate") or {}

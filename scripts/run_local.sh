@@ -4,4 +4,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$TURKEY_REPO"
-exec python scripts/run_local.py "$@"
+exec python -m scripts.run_local "$@"

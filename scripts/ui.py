@@ -23,8 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import port_in_use, spawn, stop_all  # noqa: E402
+from scripts.procs import port_in_use, spawn, stop_all
 
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = {

@@ -1,41 +1,24 @@
 """The model registry: versioned, immutable model folders, a champion pointer, decisions and an audit log.
 
-One class, :class:`Registry`, built from the modules of this package:
-
-- :mod:`ml.registry.core` -- :class:`Registry`: the layout, reading versions, the champion pointer, the
-  audit log and the human decisions in it, registering versions;
-- :mod:`ml.registry.transaction` -- promote, rollback and repair as one serialised transaction with a
-  write-ahead intent and roll-forward after a crash; recorded rejections;
-- :mod:`ml.registry.doctor` -- checks and repairs (``turkey models doctor [--repair]``), orphan removal;
-- :mod:`ml.registry.lock` -- the registry lock (``flock`` or a conditionally created object) and
-  :class:`ml.errors.RegistryBusy`;
-- :mod:`ml.registry.store` -- paths (one place builds a version's path: :meth:`Registry.version_path`) and
-  atomic single-file writes;
-- :mod:`ml.registry.common` -- the version file list, audit actions, file names, version names, hashing.
-
-Everything other modules import from ``ml.registry`` is re-exported here.
+- :mod:`ml.registry.registry` -- :class:`Registry`, the one class: layout, reading, registering, and
+  promote/rollback/repair as one serialised transaction;
+- :mod:`ml.registry.storage` -- :class:`~ml.registry.storage.Storage`: paths and atomic single-file I/O on
+  a local folder or any fsspec URL;
+- :mod:`ml.registry.lock` -- the lock that serialises promotions;
+- :mod:`ml.registry.doctor` -- checks and repairs (``turkey models doctor``), orphan removal;
+- :mod:`ml.registry.views` -- what people are shown: a version described, one row per version.
 """
 
-from ml.registry.common import (
+from ml.registry.registry import (
     INTENT_NAME,
     LOCK_NAME,
     POINTER_ACTIONS,
     REPAIR_HINT,
     VERSION_FILES,
-    make_version,
+    Registry,
     now_iso,
-    sha256_file,
 )
-from ml.registry.core import Registry
+from ml.registry.storage import sha256_file
 
-__all__ = [
-    "INTENT_NAME",
-    "LOCK_NAME",
-    "POINTER_ACTIONS",
-    "REPAIR_HINT",
-    "VERSION_FILES",
-    "Registry",
-    "make_version",
-    "now_iso",
-    "sha256_file",
-]
+__all__ = ["INTENT_NAME", "LOCK_NAME", "POINTER_ACTIONS", "REPAIR_HINT", "VERSION_FILES", "Registry", "now_iso",
+           "sha256_file"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from ml.defaults import set_library_environment
 from ml.expectations import SPLITS
+from ml.settings import set_library_environment
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 import time
 from pathlib import Path
 
-from ml import defaults
+from ml.config import RunConfig
 from ml.data import read_records
 from ml.errors import DataError
 from ml.validation.drift import DRIFT_THRESHOLD, cross_file_warnings
@@ -17,7 +17,8 @@ from ml.validation.report import write_reports
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_RECORDS = defaults.MIN_RECORDS  # kept as a name for importers; the value lives in ml.defaults
+#: The run setting's default (:class:`ml.config.RunConfig`), for callers that validate outside a run.
+DEFAULT_MIN_RECORDS = RunConfig.model_fields["min_records"].default
 
 
 def validate_file(

@@ -3,7 +3,7 @@
 :class:`PromotionApproval` is Airflow's ``ApprovalOperator`` (options Approve / Reject, plus an optional
 ``comment`` field) that also
 
-* notifies that a version waits (``TurkeyNotifier("approval")``: version, metrics against the champion,
+* notifies that a version waits (``TurkeyNotifier("approval")``: version, AUCs against the champion,
   link to the approval page);
 * logs the decision as its last line: the choice, who, when and the comment;
 * on Approve, returns the decision (``approval`` in its XCom), which ``promote`` writes into
@@ -50,9 +50,10 @@ def describe_decision(record: dict, version: str | None) -> str:
 
 
 class PromotionApproval(ApprovalOperator):
-    """Approve or reject promoting the registered version; the decision is logged and recorded."""
+    """Approve or reject promoting the version that task ``registered_by`` registered (its return value has
+    ``version`` and the gate's ``reason``); the decision is logged and recorded."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, registered_by: str = "register", **kwargs):
         kwargs.setdefault(
             "params",
             {
@@ -64,8 +65,9 @@ class PromotionApproval(ApprovalOperator):
                 )
             },
         )
-        kwargs.setdefault("notifiers", [TurkeyNotifier("approval")])
+        kwargs.setdefault("notifiers", [TurkeyNotifier("approval", result_of=registered_by)])
         super().__init__(**kwargs)
+        self.registered_by = registered_by
 
     def execute_complete(self, context, event: dict):
         """Record the human response: on Approve return it with ``approval``; on Reject audit it and skip."""
@@ -74,7 +76,7 @@ class PromotionApproval(ApprovalOperator):
         result = HITLOperator.execute_complete(self, context=context, event=event)
         record = decision_record(result)
         self.hitl_summary_extra["approved"] = record["decision"] == "approved"
-        registered = context["ti"].xcom_pull(task_ids="register") or {}
+        registered = context["ti"].xcom_pull(task_ids=self.registered_by) or {}
         version = registered.get("version")
         message = describe_decision(record, version)
         if record["decision"] == "approved":

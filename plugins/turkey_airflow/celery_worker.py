@@ -36,9 +36,9 @@ WARM_IMPORTS = ("great_expectations",)
 
 def warm_imports(**_signal_kwargs) -> None:
     """Import :data:`WARM_IMPORTS` in this process, with the library environment set first
-    (:func:`ml.defaults.set_library_environment`: e.g. no GX analytics). A module that fails to import is
+    (:func:`ml.settings.set_library_environment`: e.g. no GX analytics). A module that fails to import is
     logged and skipped: the task that needs it will import it (and fail) itself, with its own error."""
-    from ml.defaults import set_library_environment
+    from ml.settings import set_library_environment
 
     set_library_environment()
     for name in WARM_IMPORTS:

@@ -22,8 +22,8 @@ def check_landing() -> dict:
     training run trained on them and they were not announced before; otherwise skip, saying why."""
     setup_task_process()
     from ml import ingest_state
-    from ml.config import landing_dir
     from ml.registry import sha256_file
+    from ml.settings import landing_dir
 
     landing = landing_dir()
     files = {name: landing / name for name in ("train.json", "test.json")}

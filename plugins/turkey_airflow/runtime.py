@@ -7,6 +7,8 @@ is called by the task wrappers (``turkey_airflow.tasks``) and the other task bod
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
 log = logging.getLogger(__name__)
 
@@ -16,13 +18,20 @@ INFO_LOGGERS = ("ml", __name__.split(".")[0])
 
 
 def setup_task_process() -> None:
-    """Set the library environment defaults (:func:`ml.defaults.set_library_environment`) and let the
+    """Set the library environment defaults (:func:`ml.settings.set_library_environment`) and let the
     :data:`INFO_LOGGERS` log at INFO (a logger configured to a level of its own is left alone).
     Idempotent; call it at the start of a task body."""
-    from ml.defaults import set_library_environment
+    from ml.settings import set_library_environment
 
     set_library_environment()
     for name in INFO_LOGGERS:
         logger = logging.getLogger(name)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.INFO)
+
+
+def worker_hostname() -> str:
+    """A ``[core] hostname_callable``: ``TURKEY_WORKER_HOSTNAME``, else the machine's name. Several Celery
+    workers on one machine (the distributed test) set it so task instances record which worker ran them;
+    in docker compose every worker is its own container and needs nothing."""
+    return os.environ.get("TURKEY_WORKER_HOSTNAME") or socket.getfqdn()

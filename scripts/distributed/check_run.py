@@ -222,6 +222,7 @@ def respond(api: Api, run_id: str, option: str, comment: str) -> tuple[int, obje
 def human_decisions(api: Api, hook: WebhookSink, check, conf: dict, user: str, timeout: float) -> None:
     """Approve one run and reject another through the HITL REST API; check notifications and records."""
     from ml.registry import Registry
+    from ml.registry.views import version_rows
 
     reg = Registry()  # the shared artifacts root (TURKEY_ARTIFACTS_ROOT), as the workers see it
     before = reg.champion_version()
@@ -264,7 +265,7 @@ def human_decisions(api: Api, hook: WebhookSink, check, conf: dict, user: str, t
           state == "success" and states == {"approve_promotion": "skipped", "promote": "skipped"}
           and reg.champion_version() == version, f"state={state} {states} champion={reg.champion_version()}")
     entry = next((e for e in reg.audit() if e.get("action") == "rejected" and e.get("version") == rejected_version), {})
-    row = next((r for r in reg.list() if r["version"] == rejected_version), {})
+    row = next((r for r in version_rows(reg) if r["version"] == rejected_version), {})
     check("audit 'rejected' entry with user, time and comment; the version lists as rejected",
           entry.get("user") == user and (entry.get("approval") or {}).get("comment") == "not this one"
           and entry.get("at") and row.get("gate") == "rejected", json.dumps(entry)[:300])

@@ -133,18 +133,16 @@ class CeleryTopology:
         passwords = self.airflow_home / "passwords.json"
         passwords.write_text(json.dumps({USER: self.password}) + "\n")
         env = {k: v for k, v in self.base_env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        python_path = [str(REPO / "plugins"), env.get("PYTHONPATH", "")]
         env.update(
             {
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-                "PYTHONPATH": os.pathsep.join(p for p in python_path if p),
                 "GX_ANALYTICS_ENABLED": "false",
                 "TF_CPP_MIN_LOG_LEVEL": env.get("TF_CPP_MIN_LOG_LEVEL", "2"),
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "TURKEY_DATA_ROOT": str(self.data_root),
                 "TURKEY_ARTIFACTS_ROOT": str(self.artifacts_root),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),  # the plugins come by entry point
                 "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": infra.pg_url(self.db),
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://{redis_host}:{redis_port}/{self.redis_db}",
@@ -177,9 +175,8 @@ class CeleryTopology:
                     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL", MIN_HEARTBEAT_INTERVAL_S
                 ),
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
-                # TensorFlow sizes its thread pools itself, as in docker-compose.yaml: capping inter-op threads at 1
-                # made the bare script's fit 18.3 s instead of 15.7 s (`TF_NUM_INTRAOP_THREADS=2 TF_NUM_INTEROP_THREADS=1
-                # python bench/bare_pipeline.py` on the Kaggle-size demo data vs without them, one run each).
+                # No TF thread caps: TensorFlow sizes its pools itself, as in docker-compose.yaml (measured by
+                # `TF_NUM_INTEROP_THREADS=1 python -m bench.bare_pipeline` against the same without it).
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 # notifications go to a loopback webhook receiver on webhook_port (the turkey_webhook connection)
@@ -195,10 +192,7 @@ class CeleryTopology:
 
         Each worker gets its own scratch TMPDIR (a task that handed a local temp path to the next task would
         show up in the XCom check) and a hostname callable, so task instances record the worker's name."""
-        worker_env = {
-            "PYTHONPATH": os.pathsep.join((str(DIST), self.env["PYTHONPATH"])),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "turkey_dist_hostname.worker_hostname",
-        }
+        worker_env = {"AIRFLOW__CORE__HOSTNAME_CALLABLE": "turkey_airflow.runtime.worker_hostname"}
         tmp = {host: self.work / f"tmp-{host.split('-')[1]}" for host in (DEFAULT_HOST, GPU_HOST)}
         for d in tmp.values():
             d.mkdir(exist_ok=True)

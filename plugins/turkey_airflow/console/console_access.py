@@ -207,7 +207,9 @@ def load_version(reg, version: str, champ: str | None) -> dict:
         missing = [] if has_manifest else ["manifest.json"]
         missing = missing or read_registry(reg.missing_files, version)
         if not missing:
-            return read_registry(reg.describe, version, champ)
+            from ml.registry.views import describe
+
+            return read_registry(describe, reg, version, champ)
     except RegistryDamaged as exc:
         raise ConsoleError(503, "Registry damaged", str(exc)) from None
     except TurkeyError as exc:

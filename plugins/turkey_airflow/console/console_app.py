@@ -89,20 +89,18 @@ def assets_ready() -> None:
         _asset_models(session)
 
 
-def emit_champion_events(version: str, metrics: dict, model_path: str, submission: str, versioned: str) -> None:
-    """Record the ``turkey_champion_model`` and ``turkey_submission`` events, with the same ``extra`` as the
-    DAG's ``promote`` task, through Airflow's asset manager (which also queues the downstream DAG runs) --
-    what the core API's ``POST /api/v2/assets/events`` does."""
+def emit_champion_events(reg, version: str) -> None:
+    """Record the ``turkey_champion_model`` and ``turkey_submission`` events announcing ``version``, with the
+    same ``extra`` as the DAG's ``promote`` task (:func:`turkey_airflow.assets.champion_announcement`),
+    through Airflow's asset manager (which also queues the downstream DAG runs) -- what the core API's
+    ``POST /api/v2/assets/events`` does."""
     from airflow._shared.timezones import timezone
     from airflow.assets.manager import asset_manager
     from airflow.utils.session import create_session
 
-    from turkey_airflow.assets import MODEL, SUBMISSION
+    from turkey_airflow.assets import champion_announcement
 
-    extras = {
-        MODEL: {"version": version, "metrics": metrics, "path": model_path},
-        SUBMISSION: {"version": version, "metrics": metrics, "path": submission, "versioned_path": versioned},
-    }
+    extras = champion_announcement(reg, version)
     with create_session() as session:
         rows = _asset_models(session)
         for asset, extra in extras.items():
@@ -213,7 +211,7 @@ def create_app() -> FastAPI:
         check_same_origin(request)
         check_confirm(token, name, version)
         reg, champ = open_registry()
-        info = load_version(reg, version, champ)
+        load_version(reg, version, champ)
         if champ == version:
             raise ConsoleError(409, "Already the champion", f"{version} is already the champion; nothing was changed")
         if (champ or "") != expected_champion:
@@ -229,8 +227,7 @@ def create_app() -> FastAPI:
         why = " ".join(reason.split())[:300] or f"manual {verb} by {name} via the console"
         action = "rollback" if verb == "roll back" else "promote"
         pointer = change_champion(reg, version, name, why, champ, action)
-        metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
-        announce(version, metrics, info["model"], reg.submission_path(), reg.submission_path(version))
+        announce(reg, version)
         log.info(
             "console: %s made %s the champion (%s, previous %s): %s",
             name,
@@ -254,11 +251,10 @@ def create_app() -> FastAPI:
         check_same_origin(request)
         check_confirm(token, name, ANNOUNCE + version)
         reg, champ = open_registry()
-        info = load_version(reg, version, champ)
+        load_version(reg, version, champ)
         _require_champion(champ, version)
         assets_ready()
-        metrics = {k: info["metrics"].get(k) for k in ("val_accuracy", "val_auc")}
-        announce(version, metrics, info["model"], reg.submission_path(), reg.submission_path(version))
+        announce(reg, version)
         log.info("console: %s announced champion %s again", name, version)
         return RedirectResponse(H.url("/audit", done=version), status_code=303)
 
@@ -344,11 +340,11 @@ def change_champion(reg, version: str, user: str, reason: str, expected: str | N
         raise ConsoleError(409, "Not changed", str(exc)) from None
 
 
-def announce(version: str, metrics: dict, model_path: str, submission: str, versioned: str) -> None:
+def announce(reg, version: str) -> None:
     """:func:`emit_champion_events` after the champion changed; a failure is a page saying plainly that the
     champion changed but downstream DAGs were not told, and how to send the events."""
     try:
-        emit_champion_events(version, metrics, model_path, submission, versioned)
+        emit_champion_events(reg, version)
     except Exception as exc:  # noqa: BLE001 - the change is done; say exactly what is missing
         log.exception("console: %s is the champion but its asset events were not sent", version)
         raise ConsoleError(

@@ -33,29 +33,10 @@ SORT_KEYS = {
 
 
 def _rows(reg, champ: str | None) -> list[dict]:
-    """One row per version for the Models page (``champ``: the champion version this request read)."""
-    audit = read_registry(reg.audit)
-    rows = []
-    for v in read_registry(reg.versions):
-        man = read_registry(reg.manifest, v)
-        m = man.get("metrics") or {}
-        gate = man.get("gate") or {}
-        rows.append(
-            {
-                "version": v,
-                "created_at": man.get("created_at"),
-                "dag_id": man.get("dag_id"),
-                "run_id": man.get("run_id"),
-                "val_accuracy": m.get("val_accuracy"),
-                "val_auc": m.get("val_auc"),
-                "baseline_auc": (m.get("baseline_logreg") or {}).get("val_auc"),
-                "gate": gate.get("decision"),
-                "gate_reason": gate.get("reason"),
-                "champion": v == champ,
-                "history": [e for e in audit if e.get("version") == v],
-            }
-        )
-    return rows
+    """One row per version (:func:`ml.registry.views.version_rows`; ``champ``: the champion this request read)."""
+    from ml.registry.views import version_rows
+
+    return read_registry(version_rows, reg, champ)
 
 
 def models_page(reg, champ: str | None, user: str, sort: str, order: str, note: str = "") -> str:
@@ -341,7 +322,7 @@ def validation_index(run_id: str, user: str) -> str:
 
 def validation_dir(run_id: str) -> Path:
     """The validation report folder of ``run_id`` (404 for a malformed run id)."""
-    from ml.config import run_dir
+    from ml.settings import run_dir
 
     check_name(run_id, "run")
     return run_dir(run_id) / "validation"
