@@ -1,1 +1,1 @@
-"""``make bench``: measurements behind BENCHMARKS.md (see bench/run_bench.py)."""
+"""``make bench``: the measurements behind BENCHMARKS.md (``python -m bench.run_bench``; see its docstring)."""
