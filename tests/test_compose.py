@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+
 COMPOSE = REPO / "docker-compose.yaml"
 AIRFLOW_SERVICES = [
     "airflow-init",

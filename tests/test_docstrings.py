@@ -7,7 +7,8 @@ Public: a name without a leading underscore, at module level or in a public clas
 import ast
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+
 TREES = ("ml", "plugins", "dags")
 
 

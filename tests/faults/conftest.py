@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.helpers import REPO, Checks
+from tests.faults.helpers import Checks
+from tests.support import REPO
 
 SUMMARY = Path(os.environ.get("TURKEY_FAULT_SUMMARY", REPO / "bench" / "out" / "fault-summary.json"))
 

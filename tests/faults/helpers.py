@@ -1,4 +1,4 @@
-"""Shared pieces of the fault-injection suite: seeded registries (of :func:`tests.candidates.make_candidate`
+"""Shared pieces of the fault-injection suite: seeded registries (of :func:`tests.support.candidates.make_candidate`
 folders, re-exported here), the registry invariants, process and filesystem helpers. Nothing here trains a
 model: a version is a folder of small distinct files."""
 
@@ -16,20 +16,8 @@ import pytest
 
 from ml.faults import ENV as FAULT_ENV
 from ml.registry import INTENT_NAME, POINTER_ACTIONS, Registry
-from tests.candidates import make_candidate
 
-REPO = Path(__file__).resolve().parents[2]
 TURKEY = str(Path(sys.executable).with_name("turkey"))
-
-
-def seeded_registry(tmp_path: Path, versions=("v1", "v2", "v3"), champion: str | None = "v1") -> Registry:
-    """A registry at ``tmp_path/reg`` with ``versions`` registered and ``champion`` promoted."""
-    reg = Registry(tmp_path / "reg")
-    for i, v in enumerate(versions):
-        reg.register(v, make_candidate(tmp_path / "cands", v, rows=10 + i), {"run_id": f"run-{v}"})
-    if champion:
-        reg.promote(champion, reason="initial champion", run_id=f"run-{champion}")
-    return reg
 
 
 class Checks:

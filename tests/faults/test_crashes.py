@@ -20,7 +20,10 @@ import pytest
 from ml.faults import STEPS
 from ml.fsutil import TMP_PREFIX
 from ml.registry import INTENT_NAME, POINTER_ACTIONS, Registry
-from tests.faults.helpers import check_invariants, in_child, make_candidate, raw_state, seeded_registry, turkey
+from ml.registry.doctor import remove_orphans
+from ml.registry.views import version_rows
+from tests.faults.helpers import check_invariants, in_child, raw_state, turkey
+from tests.support.candidates import make_candidate, seeded_registry
 
 PROMOTE_STEPS = [s for s in STEPS if s.startswith("promote:")]
 REGISTER_STEPS = [s for s in STEPS if s.startswith("register:")]
@@ -82,7 +85,7 @@ def test_promote_killed_at_each_step_then_recovered(tmp_path, step, recovery, le
     pointer = check_invariants(root, ledger.checks)
     ledger.checks(pointer["version"] == expected, f"champion {pointer['version']} != {expected}")
     ledger.checks(_pointer_history(root) == history, f"audit {_pointer_history(root)} != {history}")
-    listed = {r["version"]: r["ever_promoted"] for r in Registry(root).list()}
+    listed = {r["version"]: r["ever_promoted"] for r in version_rows(Registry(root))}
     ledger.checks(all(listed[v] for v in history), f"a version that was champion is not marked: {listed}")
 
 
@@ -167,7 +170,7 @@ def test_promoters_killed_at_random_moments(tmp_path, ledger):
             ledger.checks(r.returncode == 0, r.stdout + r.stderr)
         # a kill inside an atomic write may leave a .tmp- file until doctor/cleanup: allowed, then removed
         check_invariants(root, ledger.checks, orphans_allowed=route != 2)
-    Registry(root).remove_orphans(0)
+    remove_orphans(Registry(root), 0)
     check_invariants(root, ledger.checks)
     assert mid_promotion > 0, "no kill landed inside a promotion: the test injected nothing"
 

@@ -12,7 +12,8 @@ import pytest
 
 from ml.errors import RegistryDamaged, TurkeyError
 from ml.registry import INTENT_NAME, Registry
-from tests.faults.helpers import check_invariants, seeded_registry, turkey
+from tests.faults.helpers import check_invariants, turkey
+from tests.support.candidates import seeded_registry
 
 
 def _truncate(path):
@@ -146,7 +147,7 @@ def test_train_task_fails_on_a_broken_champion_unless_forced(tmp_path, monkeypat
     # ...and the version's manifest records why there was no comparison (not "no champion yet")
     from datetime import UTC, datetime
 
-    from tests.faults.helpers import make_candidate
+    from tests.support.candidates import make_candidate
 
     ctx = _train_ctx(True)
     ctx["params"].update(auc_tolerance=0.02, train_file="landing/train.json", test_file="landing/test.json",
@@ -166,7 +167,7 @@ def test_train_task_fails_on_a_broken_champion_unless_forced(tmp_path, monkeypat
 
 
 def test_unsafe_names_and_paths_are_refused_with_a_message(tmp_path, ledger):
-    from ml.config import resolve_input, safe_name
+    from ml.settings import resolve_input, safe_name
 
     reg = seeded_registry(tmp_path)
     for bad in ("..", ".", ""):

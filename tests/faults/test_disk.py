@@ -15,17 +15,9 @@ import pytest
 
 from ml.errors import DataError, EnvironmentFault
 from ml.registry import Registry
-from tests.faults.helpers import (
-    REPO,
-    check_invariants,
-    fill,
-    make_candidate,
-    raw_state,
-    remount,
-    seeded_registry,
-    tmpfs,
-    turkey,
-)
+from tests.faults.helpers import check_invariants, fill, raw_state, remount, tmpfs, turkey
+from tests.support import REPO
+from tests.support.candidates import make_candidate, seeded_registry
 
 
 def _big_candidate(parent, tag, model_bytes=600_000):

@@ -8,7 +8,8 @@ import random
 import threading
 
 from ml.registry import POINTER_ACTIONS, Registry
-from tests.faults.helpers import check_invariants, make_candidate, seeded_registry
+from tests.faults.helpers import check_invariants
+from tests.support.candidates import make_candidate, seeded_registry
 
 ROUNDS = 300
 VERSIONS = ("v1", "v2", "v3", "v4")

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
-from procs import alive, free_port, port_in_use, spawn, stop_all  # noqa: E402
+from scripts.procs import alive, free_port, port_in_use, spawn, stop_all
+from tests.support import REPO
 
 pytestmark = [
     pytest.mark.slow,

@@ -119,12 +119,12 @@ def _history_html(entries: list[dict]) -> str:
 
 def _approval_html(man: dict, entries: list[dict]) -> str:
     """The human-in-the-loop decision, where one was recorded (``approval`` on a promotion, or a rejection;
-    read by :meth:`ml.registry.Registry.decision_of`). A rejection without a comment shows its reason."""
-    from ml.registry import Registry
+    read by :func:`ml.registry.views.decision_of`). A rejection without a comment shows its reason."""
+    from ml.registry.views import decision_of
 
     rows = []
     for e in entries:
-        d = Registry.decision_of(e)
+        d = decision_of(e)
         if d is None:
             continue
         comment = d["comment"] or (e.get("reason") if e.get("action") == "rejected" else None)

@@ -1,0 +1,122 @@
+"""turkey_training end to end through Airflow: the first run publishes a champion and its assets, a retrain on
+the same inputs keeps it and announces nothing, a failed accuracy gate publishes nothing, and new data goes
+ingest -> training -> promotion -> consumer, each asset event once. One run per path; the gate's arithmetic,
+the split and the registry's transaction are tested below the DAG (tests/ml)."""
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml.demo import make_records, write_json
+from ml.registry import Registry
+from ml.registry.views import describe, version_rows
+from ml.settings import safe_name
+from tests.e2e.conftest import FAST
+
+pytestmark = pytest.mark.slow
+
+MODEL_EVENTS = ("turkey_champion_model", "turkey_submission")
+
+
+def _model_events(res) -> list:
+    return [(n, x["version"]) for n, x in res["events"] if n in MODEL_EVENTS]
+
+
+def _grow(train_json: Path, n_new: int, seed: int) -> None:
+    """Add ``n_new`` new labelled records and reorder the file."""
+    records = json.loads(train_json.read_text())
+    records += make_records(n_new, np.random.default_rng(seed), True, {r["vid_id"] for r in records})
+    random.Random(seed).shuffle(records)
+    write_json(records, train_json)
+
+
+def test_first_run_publishes_a_champion_and_its_assets(champion_env):
+    env, res = champion_env
+    assert res["tasks"]["promote"] == "success" and res["tasks"]["approve_promotion"] == "skipped"
+    reg = Registry(env.artifacts)
+    info = describe(reg, "champion")
+    assert info["manifest"]["gate"]["reason"] == "no champion yet"
+    folder = Path(reg.version_dir(info["version"]))
+    for f in ("model.keras", "metrics.json", "history.json", "curves.png", "manifest.json", "submission.csv",
+              "record_ids.json"):
+        assert (folder / f).is_file()
+    ids = json.loads((folder / "record_ids.json").read_text())
+    assert len(ids["train"]) == info["metrics"]["n_train"] and len(ids["validation"]) == info["metrics"]["n_val"]
+    test_ids = [r["vid_id"] for r in json.loads((env.data / "landing" / "test.json").read_text())]
+    rows = list(csv.reader(Path(reg.submission_path()).read_text().splitlines()))
+    assert rows[0] == ["vid_id", "is_turkey"] and [r[0] for r in rows[1:]] == test_ids  # input order
+    assert all(0.0 <= float(r[1]) <= 1.0 for r in rows[1:])
+    names = [n for n, _ in res["events"]]
+    assert names.count("turkey_champion_model") == 1 and names.count("turkey_submission") == 1
+    extra = dict(res["events"])["turkey_submission"]
+    assert extra["version"] == info["version"] and extra["path"] == reg.submission_path()
+    assert extra["metrics"] == {k: info["metrics"][k] for k in ("val_accuracy", "val_auc")}
+    assert "epoch 1/6" in res["log"]  # training progress in the task log
+    run_dir = env.artifacts / "runs" / safe_name(info["manifest"]["run_id"])
+    assert res["tasks"]["cleanup"] == "success"
+    assert not list(run_dir.rglob("*.npz")) and not (run_dir / "candidate").exists()  # intermediates removed
+    assert (run_dir / "validation").is_dir()  # the validation report stays
+
+
+def test_a_retrain_on_the_same_inputs_keeps_the_champion_and_announces_nothing(env):
+    """Issue 16: after a training run, ingest announces nothing; a retrain on the champion's exact inputs and
+    recipe (e.g. the weekly slot) registers a version but keeps the champion, and no asset event is sent."""
+    reg = Registry(env.artifacts)
+    champion = reg.champion_version()
+    before = Path(reg.submission_path()).read_bytes()
+    ingest = env.trigger(dag_id="turkey_ingest")
+    assert ingest["tasks"]["check_landing"] == "skipped" and "already trained on by run" in ingest["log"]
+    assert not [e for e in ingest["events"] if e[0] == "turkey_incoming_data"] and not ingest["queued"]
+    n_events = len(_model_events(ingest))
+
+    again = env.trigger(FAST)
+    assert again["state"] == "success" and again["tasks"]["promote"] == "skipped", again["log"][-4000:]
+    assert reg.champion_version() == champion and len(reg.versions()) == 2
+    assert Path(reg.submission_path()).read_bytes() == before
+    kept = [r for r in version_rows(reg) if not r["champion"]][0]
+    assert kept["gate"] == "keep_champion" and not kept["ever_promoted"]
+    gate = reg.manifest(kept["version"])["gate"]
+    assert gate["same_inputs_as_champion"] and "same inputs and recipe as champion" in gate["reason"]
+    assert "champion gate: keep_champion (same inputs and recipe" in again["log"]
+    assert len(_model_events(again)) == n_events and not again["queued"]  # no new asset events
+
+
+def test_accuracy_gate_failure_publishes_nothing(env):
+    reg = Registry(env.artifacts)
+    versions = reg.versions()
+    res = env.trigger({**FAST, "epochs": 1, "min_val_accuracy": 0.999})
+    assert res["state"] == "failed"
+    assert res["tasks"]["accuracy_gate"] == "failed" and res["tasks"]["cleanup"] == "upstream_failed"
+    assert "below the threshold min_val_accuracy=0.9990" in res["log"]
+    assert reg.versions() == versions
+
+
+def test_new_data_is_announced_once_trains_promotes_and_reaches_the_consumer(env):
+    """New labelled data -> one turkey_incoming_data event -> one queued training run -> promotion -> one
+    event per model asset -> one consumer run; the next ingest run skips (trained on)."""
+    reg = Registry(env.artifacts)
+    champion = reg.champion_version()
+    _grow(env.data / "landing" / "train.json", 400, seed=8)  # twice the data: a truly better challenger
+    unpause = [["dags", "unpause", "turkey_training"], ["dags", "unpause", "turkey_consumer"]]
+    ingest = env.trigger(dag_id="turkey_ingest", before=unpause)  # asset events queue runs of unpaused DAGs only
+    n_events = len(_model_events(ingest))
+    assert ingest["tasks"]["check_landing"] == "success"
+    assert [e[0] for e in ingest["events"]].count("turkey_incoming_data") == 1
+    assert ingest["queued"] == [["turkey_incoming_data", "turkey_training"]]  # one asset-triggered run queued
+    # No scheduler runs in this test: run the queued training run as the scheduler would.
+    trained = env.trigger(FAST)
+    assert trained["state"] == "success" and trained["tasks"]["promote"] == "success", trained["log"][-4000:]
+    assert reg.champion_version() != champion
+    assert sorted(_model_events(trained)[n_events:]) == [(m, reg.champion_version()) for m in sorted(MODEL_EVENTS)]
+    assert sorted(trained["queued"]) == [["turkey_incoming_data", "turkey_training"],
+                                         ["turkey_submission", "turkey_consumer"]]
+    consumer = env.trigger(dag_id="turkey_consumer")
+    assert consumer["state"] == "success"
+    assert [r[0] for r in consumer["all_runs"]].count("turkey_consumer") == 1
+    again = env.trigger(dag_id="turkey_ingest")  # trained on now: nothing more to announce
+    assert again["tasks"]["check_landing"] == "skipped"
+    assert [e[0] for e in again["events"]].count("turkey_incoming_data") == 1
