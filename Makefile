@@ -33,11 +33,14 @@ PORT ?= 8080
 ui: install  ## Airflow UI + model console on 127.0.0.1:$(PORT) (API server, scheduler, DAG processor, triggerer); Ctrl-C stops all
 	@source scripts/env.sh && exec $(PY) -m scripts.ui --port $(PORT)
 
-test: install  ## the whole test suite (the fault-injection suite runs separately: make test-faults)
-	@source scripts/env.sh && $(PY) -m pytest -q --ignore=tests/faults --cov=ml --cov=plugins --cov=dags --cov-report=term:skip-covered --cov-fail-under=90
+# One worker per core (pytest-xdist); expensive states are built once and shared (tests/support/shared.py).
+PYTEST_PARALLEL := -n auto --dist worksteal
 
-test-fast: install
-	@source scripts/env.sh && $(PY) -m pytest -q -m "not slow" --ignore=tests/faults
+test: install  ## the whole test suite (the fault-injection suite runs separately: make test-faults)
+	@source scripts/env.sh && $(PY) -m pytest -q $(PYTEST_PARALLEL) --ignore=tests/faults --cov=ml --cov=plugins --cov=dags --cov-report=term:skip-covered --cov-fail-under=90 --durations=15
+
+test-fast: install  ## without the slow tests (training, Airflow runs)
+	@source scripts/env.sh && $(PY) -m pytest -q $(PYTEST_PARALLEL) -m "not slow" --ignore=tests/faults
 
 test-faults: install  ## fault injection: SIGKILLs in the registry, promoter races, full/read-only tmpfs (root), damage
 	@source scripts/env.sh && $(PY) -m pytest -q -p no:cacheprovider tests/faults; status=$$?; \

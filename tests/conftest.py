@@ -29,40 +29,46 @@ def copy_tree(src: Path, dst: Path) -> Path:
 def demo_dir(tmp_path_factory):
     """Small demo data set shared by the tests (deterministic): 400 train / 120 test records."""
     from ml.demo import generate
+    from tests.support.shared import built_once
 
-    d = tmp_path_factory.mktemp("demo")
-    generate(d, train_size=400, test_size=120, seed=7)
-    return d
+    return built_once(tmp_path_factory, "demo", lambda d: generate(d, train_size=400, test_size=120, seed=7))
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, demo_dir):
-    """One real ``turkey train --publish`` on the demo data, in this process: ``model_dir`` (model.keras,
-    metrics, manifest, submission, record ids, curves), ``registry`` (that model registered and promoted:
-    the champion), ``version``, the command's exit ``status`` and its ``log`` lines."""
-    import logging
+    """One real ``turkey train --publish`` on the demo data (built once per session): ``model_dir``
+    (model.keras, metrics, manifest, submission, record ids, curves), ``registry`` (that model registered
+    and promoted: the champion), ``version``, the command's exit ``status`` and its ``log`` lines."""
+    import json
 
-    from ml import cli
     from ml.registry import Registry
+    from tests.support.shared import built_once
 
-    root = tmp_path_factory.mktemp("trained")
-    records = []
+    def build(root):
+        import logging
 
-    class Keep(logging.Handler):
-        def emit(self, record):
-            records.append(record.getMessage())
+        from ml import cli
 
-    handler = Keep(logging.INFO)
-    logging.getLogger("ml").addHandler(handler)
-    old_level = logging.getLogger("ml").level
-    logging.getLogger("ml").setLevel(logging.INFO)
-    try:
-        status = cli.main(["train", "--train", str(demo_dir / "train.json"), "--test", str(demo_dir / "test.json"),
-                           "--out", str(root / "model"), *TINY_TRAINING, "--registry", str(root / "registry"),
-                           "--publish", "--user", "tester"])
-    finally:
-        logging.getLogger("ml").removeHandler(handler)
-        logging.getLogger("ml").setLevel(old_level)
-    reg = Registry(root / "registry")
-    return SimpleNamespace(model_dir=root / "model", registry=root / "registry", version=reg.champion_version(),
-                           status=status, log=records)
+        records = []
+
+        class Keep(logging.Handler):
+            def emit(self, record):
+                records.append(record.getMessage())
+
+        logger = logging.getLogger("ml")
+        handler, old_level = Keep(logging.INFO), logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            status = cli.main(["train", "--train", str(demo_dir / "train.json"), "--test",
+                               str(demo_dir / "test.json"), "--out", str(root / "model"), *TINY_TRAINING,
+                               "--registry", str(root / "registry"), "--publish", "--user", "tester"])
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+        (root / "run.json").write_text(json.dumps({"status": status, "log": records}))
+
+    root = built_once(tmp_path_factory, "trained", build)
+    run = json.loads((root / "run.json").read_text())
+    return SimpleNamespace(model_dir=root / "model", registry=root / "registry",
+                           version=Registry(root / "registry").champion_version(), **run)

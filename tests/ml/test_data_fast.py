@@ -116,12 +116,18 @@ def test_embedding_shapes_match_streaming(tmp_path, base, shape):
     _check(_write(tmp_path, _with_embedding(base, SHAPES[shape])))
 
 
-def test_well_formed_files_take_the_fast_reader(tmp_path, base):
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of 100 records, so a file of a few hundred spans several (what a 100x Kaggle file does)."""
+    monkeypatch.setattr(data_fast, "_FAST_BATCH", 100)
+
+
+def test_well_formed_files_take_the_fast_reader(tmp_path, base, small_batches):
     assert _check(_write(tmp_path, base)) == "fast"
     # pretty-printed, with a byte-order mark, and spread over several batches
     text = json.dumps(base, indent=2)
     assert _check(_write(tmp_path, b"\xef\xbb\xbf" + text.encode(), "bom.json")) == "fast"
-    many = make_records(9000, np.random.default_rng(3), True, set())
+    many = make_records(350, np.random.default_rng(3), True, set())
     assert _check(write_json(many, tmp_path / "many.json")) == "fast"
 
 
@@ -142,16 +148,16 @@ def test_words_true_and_false_elsewhere_keep_the_frames(tmp_path, base):
         assert rec.lengths[2] == len(base[2][EMB]) and rec.summary["n_bad_values"][2] == 0
 
 
-def test_worker_processes_give_the_same_records(tmp_path):
+def test_worker_processes_give_the_same_records(tmp_path, small_batches):
     """A file of several batches read by forked workers equals the one-process result, bad records too."""
-    recs = make_records(9000, np.random.default_rng(5), True, set())
-    recs[5000]["audio_embedding"][0].append(7)  # a ragged record in the second batch
-    recs[8500]["audio_embedding"][0][0] = 4294967297  # wraps to 1 in int32, in the third batch
+    recs = make_records(300, np.random.default_rng(5), True, set())
+    recs[150]["audio_embedding"][0].append(7)  # a ragged record in the second batch
+    recs[250]["audio_embedding"][0][0] = 4294967297  # wraps to 1 in int32, in the third batch
     path = write_json(recs, tmp_path / "train.json")
     one = data_fast.read_records_fast(path, workers=1)
     _same(data_fast.read_records_fast(path, workers=3), one)
     _same(one, data._read_records_streaming(path))
-    assert one.lengths[5000] == 0 and one.summary["value_max"][8500] == 4294967297
+    assert one.lengths[150] == 0 and one.summary["value_max"][250] == 4294967297
 
 
 def _recording_fork(monkeypatch) -> list:

@@ -48,24 +48,10 @@ def test_keras_round_trip_gives_identical_predictions(tmp_path):
     np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
-def test_load_model_after_import_ml_in_a_fresh_process(tmp_path):
-    """`import ml` (no TensorFlow) is enough for keras.models.load_model to find our layer later."""
-    from ml.train import save_model
-
-    save_model(build_model(), tmp_path / "model.keras")
-    code = (
-        "import sys, ml; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
-        "import keras; m = keras.models.load_model(sys.argv[1]); "
-        "print(type(m.get_layer('attention')).__name__)"
-    )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.keras")], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("AttentionPooling")
-
-
 @pytest.mark.slow
 def test_seed_average_is_one_model_that_loads_and_scores_like_a_single_model(tmp_path):
-    """ensemble_seeds=2: one .keras file; a fresh process loads it after `import ml` and gets the members' mean."""
+    """ensemble_seeds=2: one .keras file; a fresh process loads it (and a single model) after `import ml`
+    and gets the members' mean."""
     from ml.config import make_recipe
     from ml.train import fit, predict, save_model
 
@@ -82,12 +68,17 @@ def test_seed_average_is_one_model_that_loads_and_scores_like_a_single_model(tmp
     np.testing.assert_allclose(predict(model, x), member_mean, rtol=1e-6, atol=1e-7)
 
     save_model(model, tmp_path / "model.keras")
+    save_model(build_model(), tmp_path / "single.keras")
     np.save(tmp_path / "x.npy", x)
+    # A fresh process: `import ml` (no TensorFlow yet) is enough for keras.models.load_model to find our
+    # layer later, for a single model and for the average alike.
     code = (
-        "import sys, numpy as np, ml; import keras; from ml.train import predict; "
-        "m = keras.models.load_model(sys.argv[1] + '/model.keras'); "
-        "np.save(sys.argv[1] + '/p.npy', predict(m, np.load(sys.argv[1] + '/x.npy')))"
+        "import sys, numpy as np, ml; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+        "import keras; from ml.train import predict; d = sys.argv[1]; "
+        "print(type(keras.models.load_model(d + '/single.keras').get_layer('attention')).__name__); "
+        "np.save(d + '/p.npy', predict(keras.models.load_model(d + '/model.keras'), np.load(d + '/x.npy')))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("AttentionPooling")
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), member_mean, rtol=1e-6, atol=1e-7)

@@ -142,3 +142,25 @@ def test_overdue_message_says_how_late(monkeypatch):
 
 
 
+
+
+def test_a_message_reaches_every_configured_channel_and_a_failing_one_fails_nothing(monkeypatch, caplog):
+    """The providers' notifiers deliver to a real SMTP server and webhook on loopback (Airflow connections
+    from AIRFLOW_CONN_* variables); a channel that cannot be reached is logged, not raised."""
+    from tests.support.receivers import SmtpSink, WebhookSink, airflow_connections
+    from turkey_airflow import notify
+
+    promoted = {"version": "v3", "previous": "v2", "reason": "better", "submission": "/l.csv"}
+    msg = notify.render("promoted", notify.task_facts(_context(task_id="promote", results={"promote": promoted})))
+    with SmtpSink() as smtp, WebhookSink() as hook:
+        for name, value in airflow_connections(smtp, hook, to="a@example.com, b@example.com").items():
+            monkeypatch.setenv(name, value)
+        assert notify.run_to_completion(notify.send(msg, {})) == 2
+        (body,) = hook.events("promoted")
+        assert body == msg.payload() and body["text"].splitlines()[0] == msg.title
+        ((envelope, mail, _),) = smtp.messages
+        assert envelope["to"] == ["a@example.com", "b@example.com"]
+        assert mail["Subject"] == f"[turkey info] {msg.title}" and "Previous champion: v2" in SmtpSink.body(mail)
+    with caplog.at_level(logging.WARNING, logger="turkey_airflow.notify"):  # both receivers are gone now
+        assert asyncio.run(notify.send(msg, {})) == 0
+    assert len([r for r in caplog.records if "could not send" in r.getMessage()]) == 2

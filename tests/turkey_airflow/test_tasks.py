@@ -203,3 +203,55 @@ def test_tasks_and_cli_turn_a_raw_environment_oserror_into_one_line(capsys, monk
         capsys.readouterr().err == "error: disk full while writing /x/data-docs/index.html: free space on that "
         "filesystem, then clear the task\n"
     )
+
+
+@pytest.mark.slow
+def test_the_task_bodies_chain_from_validate_to_cleanup_against_a_champion(trained, demo_dir, tmp_path, monkeypatch):
+    """The bodies in DAG order on the demo data, in this process, against the shared champion: the candidate
+    is scored on records neither trained on, registered with the gate's decision, promoted only if the gate
+    says so, and the run folder is cleaned; below the accuracy floor the gate task fails with one line."""
+    import shutil
+    from datetime import UTC, datetime
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ml.registry import Registry
+    from tests.conftest import copy_tree
+    from turkey_airflow import tasks
+
+    landing = tmp_path / "data" / "landing"
+    landing.mkdir(parents=True)
+    for name in ("train.json", "test.json"):
+        shutil.copy(demo_dir / name, landing / name)
+    art = copy_tree(trained.registry, tmp_path / "art")
+    monkeypatch.setenv("TURKEY_DATA_ROOT", str(tmp_path / "data"))
+    monkeypatch.setenv("TURKEY_ARTIFACTS_ROOT", str(art))
+    monkeypatch.delenv("TURKEY_REGISTRY_URL", raising=False)
+    run = types.SimpleNamespace(dag_id="turkey_training", run_id="manual__chain", start_date=datetime(2026, 12, 1, tzinfo=UTC),
+                                run_after=None)
+    params = {"epochs": 1, "recipe": "seed", "min_records": 50, "min_gate_records": 30, "min_val_accuracy": 0.0}
+    ctx = {"params": params, "dag_run": run, "outlet_events": FakeEvents(), "ti": types.SimpleNamespace(task_id="x")}
+    monkeypatch.setattr(tasks, "get_current_context", lambda: ctx)
+
+    validated = tasks.validate()
+    prepared = tasks.prepare(validated)
+    trained_run = tasks.train(prepared)
+    assert trained_run["champion_version"] == trained.version and trained_run["champion_problem"] is None
+    metrics = tasks.evaluate(prepared, trained_run)
+    cmp = metrics["champion_comparison"]
+    assert cmp["n"] + cmp["n_excluded_champion_trained"] == metrics["n_val"] and cmp["n"] >= 30
+    assert tasks.accuracy_gate(metrics)["passed"]
+    registered = tasks.register(validated, trained_run, metrics)
+    reg = Registry()
+    assert reg.manifest(registered["version"])["gate"]["decision"] == registered["decision"]
+    assert tasks.decide(registered) == (["promote"] if registered["promote"] else [])
+    if registered["promote"]:
+        tasks.promote(registered)
+    assert reg.champion_version() == (registered["version"] if registered["promote"] else trained.version)
+    done = tasks.cleanup()
+    run_folder = Path(done["run_dir"])
+    assert not list(run_folder.glob("*.npz")) and not (run_folder / "candidate").exists()
+    assert (run_folder / "validation").is_dir()
+    params["min_val_accuracy"] = 0.999
+    with pytest.raises(AirflowFailException, match="^validation accuracy .* below the threshold min_val_accuracy=0.9990"):
+        tasks.accuracy_gate(metrics)

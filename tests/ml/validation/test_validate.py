@@ -10,8 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,6 @@ from ml.validation import RULES, Failure, ValidationOutcome, reject_file, valida
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from tests.support import REPO as ROOT
 
 N_BASE = 40
 MIN = 10  # min_records used by the tests (the base has 40 records)
@@ -453,34 +450,31 @@ def test_validation_outcome_api():
 # ------------------------------------------------------------------------------------------- CLI contract
 
 
-def _turkey(*args):
-    exe = ROOT / ".venv" / "bin" / "turkey"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "ml.cli"]
-    env = dict(os.environ, GX_ANALYTICS_ENABLED="false")
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+def _turkey(capsys, *args) -> tuple[int, str]:
+    """``turkey ARGS`` in this process: (exit status, stderr)."""
+    from ml.cli import main
+
+    capsys.readouterr()
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err
 
 
-def test_cli_validate_contract(tmp_path, base):
-    if not (ROOT / "ml" / "cli.py").exists():
-        pytest.skip("ml/cli.py not written yet")
+def test_cli_validate_contract(tmp_path, base, capsys):
     good = _write(tmp_path, base, "good.json")
-    r = _turkey("validate", good, "--split", "train", "--min-records", MIN, "--report", tmp_path / "rep")
-    assert r.returncode == 0, r.stderr
+    status, err = _turkey(capsys, "validate", good, "--split", "train", "--min-records", MIN, "--report", tmp_path / "rep")
+    assert status == 0, err
     assert (tmp_path / "rep" / "validation-train.json").is_file()
 
     recs = copy.deepcopy(base)
     recs[3][EMB][1][2] = 1.5
     bad = _write(tmp_path, recs, "bad.json")
-    r = _turkey("validate", bad, "--split", "train", "--min-records", MIN)
-    assert r.returncode == 1
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr
-    assert bad in lines[0] and "embedding.value_type" in lines[0] and "#3" in lines[0]
+    status, err = _turkey(capsys, "validate", bad, "--split", "train", "--min-records", MIN)
+    assert status == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "embedding.value_type" in lines[0] and "#3" in lines[0]
 
-    r = _turkey("validate", _write(tmp_path, "oops!", "junk.json"), "--split", "test")
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "json.syntax" in r.stderr
+    status, err = _turkey(capsys, "validate", _write(tmp_path, "oops!", "junk.json"), "--split", "test")
+    assert status == 1 and "json.syntax" in err
 
-    r = _turkey("validate", good, "--split", "holdout")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    r = _turkey("validate", good)
-    assert r.returncode == 2
+    assert _turkey(capsys, "validate", good, "--split", "holdout")[0] == 2
+    assert _turkey(capsys, "validate", good)[0] == 2
