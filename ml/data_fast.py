@@ -7,9 +7,9 @@ in the common shape -- a non-empty list of non-empty rows of unsigned integers -
 other embedding is decoded and measured by :func:`ml.data._embedding_stats`, exactly as the streaming
 reader does. Whenever the file is not valid JSON, not a list of objects, or holds anything msgspec reads
 differently from Python's ``json`` (NaN literals, numbers out of a double's range), the fast reader
-returns None and the streaming reader (:func:`ml.data.iter_raw_records`) reads the file instead, with
-its precise messages. ``tests/test_data_fast.py`` holds the two readers to the same result;
-``bench/parse_speed.py`` measures them.
+returns None and the streaming reader (:func:`ml.json_stream.iter_raw_records`) reads the file instead, with
+its precise messages. ``tests/ml/test_data_fast.py`` holds the two readers to the same result;
+``python -m bench.scale`` measures them.
 """
 
 from __future__ import annotations
@@ -259,15 +259,14 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
 
 
-def parse_workers(records: int | None = None) -> int:
-    """Processes that measure embeddings: one per usable CPU, at most :data:`_MAX_PARSE_WORKERS`, and, for
-    a file of ``records`` records, at most one per batch of :data:`_FAST_BATCH`."""
+def parse_workers() -> int:
+    """Processes that measure embeddings: one per usable CPU, at most :data:`_MAX_PARSE_WORKERS` (and never
+    more than the file has batches: :func:`_in_workers` gives each at least one)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    workers = max(1, min(cpus, _MAX_PARSE_WORKERS))
-    return workers if records is None else max(1, min(workers, -(-records // _FAST_BATCH)))
+    return max(1, min(cpus, _MAX_PARSE_WORKERS))
 
 
 def read_records_fast(path, workers: int | None = None) -> Records | None:

@@ -54,15 +54,16 @@ class Event:
     when: str = ""
 
 
+#: What a challenger-vs-champion message details: both versions and their AUCs on the gate's records.
+_VERSUS = {"version": "{{ result.version }}", "champion_version": "{{ result.champion_version or 'none yet' }}",
+           "challenger_val_auc": "{{ result.challenger_val_auc | fmt }}",
+           "champion_val_auc": "{{ result.champion_val_auc | fmt }}"}
+
 EVENTS = {
     "run_failed": Event("error", "{{ dag_id }}: run failed at task {{ task_id }}", "{{ failure }}",
                         {"task_log": "{{ links.task }}"}),
     "approval": Event("action", "{{ dag_id }}: model {{ result.version }} waits for your approval",
-                      details={"version": "{{ result.version }}",
-                               "champion_version": "{{ result.champion_version or 'none yet' }}",
-                               "challenger_val_auc": "{{ result.challenger_val_auc | fmt }}",
-                               "champion_val_auc": "{{ result.champion_val_auc | fmt }}"},
-                      link="{{ links.approval }}"),
+                      details=_VERSUS, link="{{ links.approval }}"),
     "promoted": Event("info", "{{ dag_id }}: {{ result.version }} is the new champion",
                       details={"version": "{{ result.version }}",
                                "previous_champion": "{{ result.previous or 'none' }}",
@@ -70,12 +71,7 @@ EVENTS = {
                                "submission": "{{ result.submission }}"},
                       when="{% if result.version %}1{% endif %}"),
     "challenger_lost": Event("info", "{{ dag_id }}: challenger {{ result.version }} lost; champion "
-                             "{{ result.champion_version }} stays",
-                             details={"version": "{{ result.version }}",
-                                      "champion_version": "{{ result.champion_version }}",
-                                      "challenger_val_auc": "{{ result.challenger_val_auc | fmt }}",
-                                      "champion_val_auc": "{{ result.champion_val_auc | fmt }}"},
-                             when="{% if result and not result.promote %}1{% endif %}"),
+                             "{{ result.champion_version }} stays", details=_VERSUS, when="{% if result and not result.promote %}1{% endif %}"),
     "run_overdue": Event("warning", "{{ dag_id }}: run still unfinished{% if minutes %} {{ '%.3g' % minutes }} "
                          "minutes after it was queued{% endif %}",
                          "the run is in state '{{ state }}' past its deadline {{ deadline }}",

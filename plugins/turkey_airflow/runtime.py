@@ -12,8 +12,8 @@ import socket
 
 log = logging.getLogger(__name__)
 
-#: Loggers whose INFO lines a task log must show (the bench and the tests read them): the ``ml`` library
-#: and this glue package.
+#: Loggers whose INFO lines a task log must show (epochs, gate decisions; the e2e tests read them): the ``ml``
+#: library and this glue package.
 INFO_LOGGERS = ("ml", __name__.split(".")[0])
 
 

@@ -232,7 +232,7 @@ def human_decisions(api: Api, hook: WebhookSink, check, conf: dict, user: str, t
     asked = hook.wait(event="approval", run_id=run_id, timeout=timeout)
     version = (asked or {}).get("details", {}).get("version")
     check("approval request notified with version, metrics and link",
-          bool(version) and "required_actions" in asked.get("link", "") and asked["details"].get("challenger"),
+          bool(version) and "required_actions" in asked.get("link", "") and asked["details"].get("challenger_val_auc"),
           f"version={version} link={(asked or {}).get('link')}")
     overdue = hook.wait(event="run_overdue", run_id=run_id, timeout=180)
     check("run deadline (DeadlineAlert, RunDeadline param 0.5 min) notified by the triggerer",

@@ -39,15 +39,12 @@ from scripts.procs import free_port, spawn, stop_all
 
 log = logging.getLogger(__name__)
 CELERY_CONFIG_OPTIONS = "turkey_airflow.celery_worker.CELERY_CONFIG"  # workers pre-import Great Expectations
-# [scheduler] scheduler_idle_sleep_time, chosen by `python -m bench.scheduler_sweep` (BENCHMARKS.md section 1b):
-# the waits between tasks summed to 1.9 s per run at 0.25 s vs 6.6 s at Airflow's 1 s (2.6 s at 0.5 s), for 6.8%
-# vs 1.9% of one core while idle (3.6% at 0.5 s); 0.1 s saved 1 s more per run for 16%.
+# [scheduler] scheduler_idle_sleep_time: the trade of waits between tasks against idle scheduler CPU, chosen by
+# `python -m bench.scheduler_sweep` (its table: BENCHMARKS.md section 1b).
 SCHEDULER_IDLE_SLEEP_S = "0.25"
 # [workers] min_heartbeat_interval: also the longest a worker's task supervisor sleeps before it notices that its
-# task process has exited; at Airflow's 5 s, a finished task intermittently held its worker slot ~5 s more and the
-# next task waited in the queue (`bench/run_bench.py --sections deployed` at git d9f3acd: queued -> running of 4.3 s
-# and 4.6 s in 2 of 3 runs, the worker log showing the previous tasks' workloads ending 5 s late); at 1 s the stalls are
-# gone, for one heartbeat call per running task per second instead of per 5 s.
+# task process has exited; at Airflow's 5 s a finished task can hold its worker slot that much longer and the next
+# task waits in the queue (seen in the queued -> running gaps of `python -m bench.deployed`, BENCHMARKS.md 1b).
 MIN_HEARTBEAT_INTERVAL_S = "1"
 
 DIST = Path(__file__).resolve().parent

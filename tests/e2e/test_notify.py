@@ -61,6 +61,24 @@ def _mail(smtp: SmtpSink, subject_part: str, run_id: str):
     return found[-1]
 
 
+def _answer(world, seed: int, option: str, comment: str | None = None, check_waiting=lambda waiting: None):
+    """A forced run (the gate has no say) that waits for approval, answered with ``option`` through the REST
+    API after ``check_waiting(approval webhook)``. Returns the approval webhook, the run's result and how
+    many webhooks came before the run."""
+    env, _, hook, (user, password) = world
+    before = len(hook.posts)
+    proc = start_run(env, {**SMALL, "require_approval": True, "force_promote": True, "seed": seed})
+    try:
+        waiting = _wait(hook, "approval", before, proc)
+        check_waiting(waiting)
+        respond_hitl(env, waiting["run_id"], option, comment, user, password)
+        proc.wait(timeout=420)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return waiting, env.result(), before
+
+
 def _run_link(run_id: str) -> str:
     return f"{BASE_URL}/dags/turkey_training/runs/{quote(run_id, safe='')}"
 
@@ -114,10 +132,8 @@ def test_approval_waits_notifies_and_the_approver_is_on_record(world):
     env, smtp, hook, (user, password) = world
     reg = Registry(env.artifacts)
     champion = reg.champion_version()
-    before = len(hook.posts)
-    proc = start_run(env, {**SMALL, "require_approval": True, "force_promote": True, "seed": 4})
-    try:
-        waiting = _wait(hook, "approval", before, proc)
+
+    def while_waiting(waiting):
         run_id, version = waiting["run_id"], waiting["details"]["version"]
         assert waiting["task_id"] == "approve_promotion" and waiting["dag_id"] == "turkey_training"
         assert waiting["link"] == (f"{BASE_URL}/dags/turkey_training/runs/{run_id}"
@@ -127,17 +143,11 @@ def test_approval_waits_notifies_and_the_approver_is_on_record(world):
         assert "required_actions" in SmtpSink.body(mail)
         assert reg.champion_version() == champion  # nothing promoted while waiting
 
-        answer = respond_hitl(env, run_id, "Approve", "good enough for the demo", user, password)
-        assert answer["chosen_options"] == ["Approve"]
-        proc.wait(timeout=420)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    res = env.result()
+    waiting, res, before = _answer(world, 4, "Approve", "good enough for the demo", while_waiting)
+    run_id, version = waiting["run_id"], waiting["details"]["version"]
     assert res["state"] == "success", res["tasks"]
     assert res["tasks"]["approve_promotion"] == "success" and res["tasks"]["promote"] == "success"
-
-    promoted = _wait(hook, "promoted", before, proc, timeout=10)
+    promoted = [b for _, _, b, _ in hook.posts[before:] if b.get("event") == "promoted"][0]
     assert promoted["details"]["version"] == version and promoted["details"]["approved_by"] == user
     assert promoted["link"] == _run_link(run_id)
     _mail(smtp, f"{version} is the new champion", run_id)
@@ -158,19 +168,10 @@ def test_approval_waits_notifies_and_the_approver_is_on_record(world):
 
 
 def test_rejected_version_is_audited_and_not_promoted(world):
-    env, smtp, hook, (user, password) = world
+    env, _, hook, (user, _) = world
     reg = Registry(env.artifacts)
     champion = reg.champion_version()
-    before = len(hook.posts)
-    proc = start_run(env, {**SMALL, "require_approval": True, "force_promote": True, "seed": 5})
-    try:
-        waiting = _wait(hook, "approval", before, proc)
-        respond_hitl(env, waiting["run_id"], "Reject", None, user, password)
-        proc.wait(timeout=420)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    res = env.result()
+    waiting, res, before = _answer(world, 5, "Reject")
     version = waiting["details"]["version"]
     assert res["state"] == "success", res["tasks"]
     # not a green success: the approval task ends skipped, and promote with it
