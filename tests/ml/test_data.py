@@ -38,8 +38,9 @@ def test_read_records_compact_arrays(tmp_path):
 
 def test_reader_handles_records_across_chunk_edges(tmp_path, monkeypatch):
     import ml.data
+    import ml.json_stream
 
-    monkeypatch.setattr(ml.data, "_CHUNK", 97)  # force many refills mid-record
+    monkeypatch.setattr(ml.json_stream, "_CHUNK", 97)  # force many refills mid-record
     recs = make_records(30, np.random.default_rng(1), True, set())
     path = tmp_path / "train.json"
     path.write_text(json.dumps(recs, indent=1))
@@ -68,7 +69,8 @@ def test_sha256_is_computed_while_parsing(tmp_path, monkeypatch):
     import hashlib
 
     import ml.data
+    import ml.json_stream
 
-    monkeypatch.setattr(ml.data, "_CHUNK", 211)
+    monkeypatch.setattr(ml.json_stream, "_CHUNK", 211)
     path = write_json(make_records(12, np.random.default_rng(5), True, set()), tmp_path / "train.json")
     assert read_records(path).sha256 == hashlib.sha256(Path(path).read_bytes()).hexdigest()
