@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 unexport PYTHONDONTWRITEBYTECODE
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: run ui test test-fast test-faults test-ui test-distributed bench lint install clean lock
+.PHONY: run score ui test test-fast test-faults test-ui test-distributed bench lint install clean lock
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to the
 
 run: install  ## the whole pipeline through Airflow on the embedded default (SQLite, local files, demo data)
 	@bash scripts/run_local.sh
+
+score: install  ## the scoring DAG once on the embedded default: the champion scores every new batch in data/landing/batches/ and the test file
+	@bash scripts/run_local.sh --dag turkey_scoring
 
 PORT ?= 8080
 ui: install  ## Airflow UI + model console on 127.0.0.1:$(PORT) (API server, scheduler, DAG processor, triggerer); Ctrl-C stops all

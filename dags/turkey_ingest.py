@@ -1,4 +1,5 @@
-"""turkey_ingest: watch the landing folder; announce new data as an asset event only when it changed."""
+"""turkey_ingest: watch the landing folder; announce new training data (training) and new unlabelled batches
+(scoring) as asset events, each only when its content changed."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task
 
-from turkey_airflow.assets import INCOMING_DATA
-from turkey_airflow.ingest import check_landing
+from turkey_airflow.assets import INCOMING_BATCHES, INCOMING_DATA
+from turkey_airflow.ingest import check_batches, check_landing
 
 with DAG(
     dag_id="turkey_ingest",
-    description="Emit turkey_incoming_data when train.json/test.json in the landing folder change",
+    description="Emit turkey_incoming_data when train.json changes, turkey_incoming_batches for unscored batches",
     schedule=timedelta(minutes=10),
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -19,3 +20,4 @@ with DAG(
     tags=["turkey"],
 ):
     task(check_landing, task_id="check_landing", outlets=[INCOMING_DATA], retries=0)()
+    task(check_batches, task_id="check_batches", outlets=[INCOMING_BATCHES], retries=0)()

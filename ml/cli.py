@@ -32,6 +32,12 @@ def cmd_demo_data(a) -> int:
     """``turkey demo-data``: write synthetic Kaggle-format train.json and test.json."""
     from ml.demo import generate
 
+    if a.batch:
+        from ml.demo import generate_batch
+
+        path = generate_batch(Path(a.out) / f"{a.batch}.json", a.test_size, a.seed, family=a.family)
+        print(f"wrote batch {path} ({a.test_size} unlabelled records), {a.family} family")
+        return 0
     paths = generate(a.out, a.train_size, a.test_size, a.seed, family=a.family)
     print(
         f"wrote {paths['train']} ({a.train_size} records) and {paths['test']} ({a.test_size} records), "
@@ -128,11 +134,47 @@ def _publish(registry, out: Path, decision: dict, run_id: str, user: str | None)
 
 def cmd_score(a) -> int:
     """``turkey score``: score a test file with a model (file or folder) into a submission CSV."""
-    from ml.score import score_file
+    from ml.scoring.predict import score_file
 
     path = Path(a.model)
     n = score_file(path / "model.keras" if path.is_dir() else path, a.input, a.output)
     print(f"wrote {a.output} ({n} rows)")
+    return 0
+
+
+def cmd_scores(a) -> int:
+    """``turkey scores list|backfill``: the published scores of each batch; a what-if scoring with any version."""
+    from ml.registry import Registry
+    from ml.scoring.store import ScoreStore
+
+    reg = Registry(a.artifacts)
+    store = ScoreStore(reg)
+    if a.scores_cmd == "list":
+        rows = [store.latest(b) | {"scorings": len(store.history(b))} for b in store.batches() if store.latest(b)]
+        if a.json:
+            _print_json(rows)
+            return 0
+        for r in rows or []:
+            skew = r.get("skew") or {}
+            print(f"{r['batch']:<24} {r['version']:<28} {r['rows']:>7} rows  skew excess "
+                  f"{skew.get('excess', '-')!s:<8} {r['scored_at']}  {r['path']}")
+        if not rows:
+            print(f"no published scores under {reg.root}/scores")
+        return 0
+    from ml.scoring.job import backfill
+    from ml.scoring.store import TEST_BATCH
+
+    path = Path(a.file)
+    work = Path(tempfile.mkdtemp(prefix="turkey-backfill-"))
+    try:
+        out = backfill(reg, a.batch or (TEST_BATCH if a.test else path.stem), path, a.version, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"scored {out['batch']} ({out['rows']} rows) with {out['version']}: {out['path']}")
+    if out["champion"] and out["champion"] != out["version"]:
+        shown = ", ".join(out["flips"][:10]) + (f" and {len(out['flips']) - 10} more" if len(out["flips"]) > 10 else "")
+        print(f"{len(out['flips'])} record(s) change class against champion {out['champion']}"
+              + (f": {shown}" if out["flips"] else ""))
     return 0
 
 
@@ -246,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="label family: presence (a call pattern in some frames; the default) or temporal (the order of "
         "two events decides, invisible to mean pooling)",
     )
+    s.add_argument("--batch", metavar="ID", help="write only one unlabelled batch OUT/ID.json of --test-size clips")
     s.set_defaults(func=cmd_demo_data)
 
     s = sub.add_parser(
@@ -297,6 +340,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--input", required=True)
     s.add_argument("--output", required=True)
     s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("scores", help="batch scores in the registry: list them, or score a batch with any version")
+    s.add_argument("--artifacts", help="artifacts root (default: $TURKEY_ARTIFACTS_ROOT or ./artifacts)")
+    ss = s.add_subparsers(dest="scores_cmd", required=True)
+    x = ss.add_parser("list", help="each batch's published scores: version, rows, skew, when, file")
+    x.add_argument("--json", action="store_true")
+    x = ss.add_parser("backfill", help="score a batch file with --version into scores/<batch>/<version>.csv "
+                      "(published only if it is the champion) and list the records whose class flips against "
+                      "the champion's scores")
+    x.add_argument("file", help="the batch's JSON file (test-file schema)")
+    x.add_argument("--version", default="champion", help="a version, 'champion' or 'latest' (default champion)")
+    x.add_argument("--batch", help="the batch id (default: the file's stem)")
+    x.add_argument("--test", action="store_true", help="the file is the Kaggle test file (batch kaggle-test)")
+    s.set_defaults(func=cmd_scores)
 
     s = sub.add_parser("models", help="the model registry")
     s.add_argument("--artifacts", help="artifacts root (default: $TURKEY_ARTIFACTS_ROOT or ./artifacts)")

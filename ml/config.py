@@ -117,10 +117,30 @@ def _f(default: Any, section: str, description: str, **bounds) -> Any:
     return Field(default, description=description, json_schema_extra={"section": section}, **bounds)
 
 
-class RunConfig(BaseModel):
-    """Everything a training run is told, with one default per fact (the DAG's params, by field name)."""
+class _RunSettings(BaseModel):
+    """What every run configuration shares: frozen, no unknown fields, built from a run's params."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def from_params(cls, params: Mapping):
+        """The configuration from a run's params (the DAG's, or the CLI's under the same names); keys that
+        are not fields are ignored, a bad value is a one-line :class:`~ml.errors.TurkeyError`."""
+        known = {k: v for k, v in dict(params).items() if k in cls.model_fields}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "params"
+            raise TurkeyError(f"run setting {where}={err.get('input')!r}: {err['msg']}") from None
+
+    def params(self) -> dict:
+        """The configuration as the DAG's params (JSON-able), e.g. for a manifest."""
+        return self.model_dump(mode="json")
+
+
+class RunConfig(_RunSettings):
+    """Everything a training run is told, with one default per fact (the DAG's params, by field name)."""
 
     train_file: Annotated[str, _f("landing/train.json", DATA, "Training JSON, relative to the data root "
                                   "(TURKEY_DATA_ROOT).", min_length=1)]
@@ -161,23 +181,33 @@ class RunConfig(BaseModel):
                                               "takes fails after the scheduler's task_queued_timeout and notifies "
                                               "as a failed run.", ge=0)]
 
-    @classmethod
-    def from_params(cls, params: Mapping) -> RunConfig:
-        """The configuration from a run's params (the DAG's, or the CLI's under the same names); keys that
-        are not fields are ignored, a bad value is a one-line :class:`~ml.errors.TurkeyError`."""
-        known = {k: v for k, v in dict(params).items() if k in cls.model_fields}
-        try:
-            return cls.model_validate(known)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "params"
-            raise TurkeyError(f"run setting {where}={err.get('input')!r}: {err['msg']}") from None
-
     def training_recipe(self) -> Recipe:
         """The :class:`ml.train.Recipe` this run trains with: the preset named by ``recipe`` with the
         :data:`RECIPE_OVERRIDES` that are set."""
         return make_recipe(self.recipe, **{key: getattr(self, key) for key in RECIPE_OVERRIDES})
 
-    def params(self) -> dict:
-        """The configuration as the DAG's params (JSON-able), e.g. for a manifest."""
-        return self.model_dump(mode="json")
+
+SCORING = "Scoring"
+SkewAction = Literal["warn", "refuse"]
+
+
+class ScoringConfig(_RunSettings):
+    """Everything a scoring run (``turkey_scoring``) is told: which batches, the re-scoring window and what a
+    training-serving skew beyond the threshold means. Scoring never trains: there is no recipe here."""
+
+    test_file: Annotated[str | None, _f("landing/test.json", DATA, "The Kaggle test file, scored as batch "
+                                        "'kaggle-test' into submissions/latest.csv too (null: none).", min_length=1)]
+    batch_dir: Annotated[str, _f("landing/batches", DATA, "Folder of unlabelled batches, one JSON file per batch "
+                                 "(the test-file schema; the file stem is the batch id), relative to the data root.",
+                                 min_length=1)]
+    batches: Annotated[list[str] | None, _f(None, SCORING, "Score only these batch ids (null: every batch that "
+                                            "the champion has not scored yet, and the window on a new champion).")]
+    rescore_window: Annotated[int, _f(10, SCORING, "When the champion changes, re-score the newest this many "
+                                      "batches (and the Kaggle test file) with it.", ge=0)]
+    force_rescore: Annotated[bool, _f(False, SCORING, "Score the selected batches again even when the champion "
+                                      "already scored their current content.")]
+    max_skew: Annotated[float, _f(0.1, SCORING, "Training-serving skew threshold: mean PSI of the batch's "
+                                  "mean-pooled frames against the champion's training data, above what sampling "
+                                  "noise alone gives (docs/scoring.md).", ge=0)]
+    on_skew: Annotated[SkewAction, _f("warn", SCORING, "Beyond max_skew: 'warn' (publish, flagged) or 'refuse' "
+                                      "(keep the scores unpublished).")]

@@ -220,14 +220,19 @@ class _RecordTable:
         )
 
 
-def read_records(path) -> Records:
+def read_records(path, max_in_memory: int | None = None) -> Records:
     """Parse a train/test JSON file into :class:`Records`. Raises DataError on structural problems only.
 
     Well-formed files take the fast reader; anything else is streamed record by record, so structural
-    errors name the rule, the record and the position.
+    errors name the rule, the record and the position. ``max_in_memory`` (bytes): a larger file is always
+    streamed, so the file's text is never held whole (scoring keeps its memory bounded that way).
     """
+    import os
+
     from ml.data_fast import read_records_fast
 
+    if max_in_memory is not None and os.path.isfile(path) and os.path.getsize(path) > max_in_memory:
+        return _read_records_streaming(path)
     fast = read_records_fast(path)
     if fast is not None:
         return fast

@@ -133,3 +133,9 @@ def generate(
     train = write_json(make_records(train_size, rng, True, taken, family=family), out / "train.json")
     test = write_json(make_records(test_size, rng, False, taken, family=family), out / "test.json")
     return {"train": train, "test": test}
+
+
+def generate_batch(path, size: int = 300, seed: int = 1, family: str = DEFAULT_FAMILY) -> str:
+    """One unlabelled batch file (the test-file schema) of ``size`` new clips at ``path``."""
+    check_family(family)
+    return write_json(make_records(size, np.random.default_rng(seed), False, set(), family=family), Path(path))

@@ -1,11 +1,11 @@
 """What inputs have been announced and trained on: ``<artifacts>/state/ingest.json``.
 
-Written by the ingest check (``turkey_ingest``: the input digests it last announced) and by every
-training run that registers a model (DAG run or ``make run``: the digests of the inputs it trained on).
-The ingest check announces landing data only if no successful training run has trained on exactly
-those inputs yet and it has not announced them before, so ``make run`` followed by unpausing the DAGs
-does not retrain the same data again. Digests are sha256 of the files' bytes, keyed by file name
-(``train.json``, ``test.json``).
+Written by the ingest checks (``turkey_ingest``: the training-data digests and the batch digests they last
+announced) and by every training run that registers a model (DAG run or ``make run``: the digest of the
+labelled data it trained on). The training check announces landing data only if no successful training run
+has trained on exactly that ``train.json`` yet and it has not announced it before, so ``make run``
+followed by unpausing the DAGs does not retrain the same data again; a changed ``test.json`` is scored, not
+trained on. Digests are sha256 of the files' bytes, keyed by file name.
 
 Read-modify-write happens under an exclusive ``flock`` on ``ingest.lock`` (ingest and training may
 finish at the same moment); the file itself is replaced atomically.
@@ -54,11 +54,22 @@ def _locked(path: Path):
 
 
 def trained_on(digests: dict, state: dict) -> dict | None:
-    """The latest entry of a training run that trained on exactly ``digests``, if any."""
+    """The latest entry of a training run that trained on exactly this ``train.json`` (``digests``' entry for
+    it), if any."""
     for entry in reversed(state.get("trained", [])):
-        if entry.get("digests") == digests:
+        if (entry.get("digests") or {}).get("train.json") == digests.get("train.json"):
             return entry
     return None
+
+
+def record_batches_announced(digests: dict, path=None) -> dict:
+    """Remember the batch digests (``{batch id: sha256}``) the batch check just announced."""
+    path = Path(path or state_path())
+    with _locked(path):
+        state = load(path)
+        state["batches"] = {**state.get("batches", {}), **digests}
+        write_json(state, path)
+    return state
 
 
 def record_trained(digests: dict, path=None, **info) -> dict:
@@ -66,7 +77,8 @@ def record_trained(digests: dict, path=None, **info) -> dict:
     path = Path(path or state_path())
     with _locked(path):
         state = load(path)
-        trained = [e for e in state.get("trained", []) if e.get("digests") != digests]
+        trained = [e for e in state.get("trained", []) if (e.get("digests") or {}).get("train.json")
+                   != digests.get("train.json")]
         trained.append({"digests": dict(digests), **info})
         state["trained"] = trained[-MAX_TRAINED_ENTRIES:]
         write_json(state, path)

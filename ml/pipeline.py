@@ -237,7 +237,7 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_mod
     """Train the candidate and do all TensorFlow work of the run in this one process.
 
     Writes into ``out_dir``: model.keras, history.json, curves.png, record_ids.json (the ids trained and
-    validated on), predictions.npz (validation and test probabilities) and, when ``test_padded_npz`` is
+    validated on), profile.json (the training inputs' profile, :mod:`ml.scoring.skew`), predictions.npz (validation and test probabilities) and, when ``test_padded_npz`` is
     given, submission.csv. With a ``champion_model`` whose training ids are known
     (``champion_trained_ids``), it also scores the champion on this run's validation records that the
     champion did NOT train on (``gate_index`` into the validation arrays, ``champion_gate_pred``): the
@@ -246,6 +246,7 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_mod
     import numpy as np
 
     from ml.fsutil import write_json
+    from ml.scoring.skew import PROFILE_FILE, pooled, training_profile
     from ml.tflog import import_tensorflow
     from ml.train import describe_device, fit, predict, save_curves, save_model
 
@@ -286,6 +287,8 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_mod
         else:
             log.warning("champion %s does not record its training ids: it cannot be compared fairly", champion_model)
     record_ids = write_record_ids(d["ids_train"], d["ids_val"], split, out / RECORD_IDS_FILE, gate_ids)
+    # what the training inputs looked like, for the training-serving skew of every batch it scores
+    write_json(training_profile(pooled(d["x_train"], d["len_train"])), out / PROFILE_FILE)
     save_arrays(out / "predictions.npz", **preds)
     save_model(model, out / "model.keras")
     write_json(history, out / "history.json")

@@ -1,9 +1,12 @@
-"""Run one ``airflow`` CLI command in this process, then exit without the interpreter's teardown.
+"""Run ``airflow`` CLI commands in this process, one after the other, then exit without the interpreter's
+teardown.
 
-``make run`` uses it for ``airflow dags test``: once the command has returned, the run's state is in the
-metadata DB and its logs are flushed, yet a normal interpreter exit still spends seconds joining threads
-and finalising modules (TensorFlow, the in-process API server). Usage: ``python airflow_fast_exit.py dags
-test turkey_training --conf '{}'`` -- the same arguments as ``airflow``; the exit status is the command's.
+``make run`` and ``make score`` use it for ``airflow db migrate`` and ``airflow dags test``: one Airflow
+import for both, and once the run has returned its state is in the metadata DB and its logs are flushed,
+yet a normal interpreter exit still spends seconds joining threads and finalising modules (the in-process
+API server). Usage: ``python airflow_fast_exit.py db migrate ::: dags test turkey_training --conf '{}'``
+-- each command the arguments of ``airflow``, separated by ``:::``; it stops at the first command that
+fails, and the exit status is that command's (else 0).
 """
 
 from __future__ import annotations
@@ -28,8 +31,21 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def main_all(argv: list[str]) -> int:
+    """Run each ``:::``-separated command of ``argv`` with :func:`main`; the first non-zero status, else 0."""
+    command: list[str] = []
+    for arg in [*argv, ":::"]:
+        if arg != ":::":
+            command.append(arg)
+            continue
+        if command and (status := main(command)):
+            return status
+        command = []
+    return 0
+
+
 if __name__ == "__main__":
-    status = main(sys.argv[1:])
+    status = main_all(sys.argv[1:])
     logging.shutdown()  # flush and close every log handler (task log files included)
     sys.stdout.flush()
     sys.stderr.flush()

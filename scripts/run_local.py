@@ -1,4 +1,5 @@
-"""``make run``: one whole turkey_training run through Airflow on the embedded default (SQLite, local files).
+"""``make run`` / ``make score``: one whole turkey_training (or, with ``--dag turkey_scoring``, one scoring)
+run through Airflow on the embedded default (SQLite, local files).
 
 Generates demo data when the landing folder has none, migrates the metadata DB, runs ``airflow dags test
 turkey_training`` in-process through ``scripts/airflow_fast_exit.py`` (its own process group; Ctrl-C or
@@ -40,11 +41,13 @@ def shown(line: str) -> str | None:
     return line[:WIDTH]
 
 
-def run_dag(conf: str, log_path: Path) -> int:
-    """``airflow dags test turkey_training --conf CONF`` (exits as soon as the run is recorded); its output
-    to ``log_path`` and the lines :func:`shown` keeps to stdout. Returns its exit status."""
+def run_dag(conf: str, log_path: Path, dag_id: str = "turkey_training") -> int:
+    """``airflow db migrate`` then ``airflow dags test DAG --conf CONF``, in one process that exits as soon as
+    the run is recorded; its output to ``log_path`` and the lines :func:`shown` keeps to stdout. Returns its
+    exit status."""
     proc = spawn(
-        [sys.executable, REPO / "scripts" / "airflow_fast_exit.py", "dags", "test", "turkey_training", "--conf", conf],
+        [sys.executable, REPO / "scripts" / "airflow_fast_exit.py", "db", "migrate", ":::", "dags", "test", dag_id,
+         "--conf", conf],
         stdout=subprocess.PIPE,
         cwd=REPO,
     )
@@ -83,33 +86,53 @@ def summary(started: str) -> int:
     return 0
 
 
+def scores_summary() -> int:
+    """Print each batch's published scores (version, rows, file) and the submission. 1 when none."""
+    from ml.registry import Registry
+    from ml.scoring.store import ScoreStore
+
+    reg = Registry()
+    store = ScoreStore(reg)
+    published = [latest for b in store.batches() if (latest := store.latest(b))]
+    if not published:
+        why = "no champion yet: run `make run` first" if reg.champion_version() is None else "see the log above"
+        print(f"==> no published scores ({why})")
+        return 1
+    for r in published:
+        print(f"==> scores of {r['batch']:<16} {r['rows']:>6} rows by {r['version']}: "
+              f"{reg.display(store.path(r['batch'], 'latest.csv'))}")
+    print(f"==> submission:     {reg.submission_path()}")
+    print("    all batches:    turkey scores list")
+    return 0
+
+
 def main() -> int:
     """Data, migrate, run, summary; the exit status as the module docstring says."""
+    import argparse
+
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--dag", default="turkey_training", choices=["turkey_training", "turkey_scoring"])
+    dag_id = args.parse_args().dag
     interrupt_on_sigterm()
     landing = Path(os.environ["TURKEY_DATA_ROOT"]) / "landing"
-    if not ((landing / "train.json").is_file() and (landing / "test.json").is_file()):
+    if dag_id == "turkey_training" and not ((landing / "train.json").is_file() and (landing / "test.json").is_file()):
         print(f"==> no train.json/test.json in {landing}: generating demo data", flush=True)
         if rc := subprocess.run(["turkey", "demo-data", "--out", str(landing)]).returncode:
             return rc
     home = Path(os.environ["AIRFLOW_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     print(f"==> Airflow metadata DB: {os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}", flush=True)
-    migrate_log = home / "db-migrate.log"
-    with open(migrate_log, "wb") as out:
-        if subprocess.run(["airflow", "db", "migrate"], stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-            print(migrate_log.read_text(errors="replace"))
-            return 1
     conf = os.environ.get("TURKEY_CONF") or "{}"
-    print(f"==> airflow dags test turkey_training (conf: {conf})", flush=True)
+    print(f"==> airflow dags test {dag_id} (conf: {conf})", flush=True)
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     run_log = home / "last-run.log"
     try:
-        status = run_dag(conf, run_log)
+        status = run_dag(conf, run_log, dag_id)
     except KeyboardInterrupt:
         print("==> interrupted", file=sys.stderr)
         return 130
     print(f"==> full log: {run_log}")
-    return summary(started) or status
+    return (summary(started) if dag_id == "turkey_training" else scores_summary()) or status
 
 
 if __name__ == "__main__":

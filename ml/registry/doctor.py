@@ -65,7 +65,8 @@ def doctor(reg, repair: bool = False, orphan_min_age_s: float = 3600.0) -> dict:
     """Check the registry and, with ``repair``, fix what can be fixed safely.
 
     Checks: an unfinished promotion; ``champion.json`` readable and naming a complete version;
-    ``submissions/latest.csv`` equal to the champion's submission; every version's files against its
+    ``submissions/latest.csv`` equal to the champion's submission (or its scores of the current Kaggle
+    test file); every version's files against its
     manifest hashes; the audit log readable and chained (each ``previous`` = the prior ``version``);
     orphans older than ``orphan_min_age_s``. Repairs: finish the unfinished promotion; restore a damaged
     pointer to the last audited champion when that version is intact; re-copy a wrong ``latest.csv``;
@@ -152,12 +153,17 @@ def _check_pointer(reg, add, repair: bool, damaged: dict) -> None:
         return
     if pointer is None:
         return
+    from ml.scoring.store import champion_submission_ok
+
     version = pointer["version"]
     want = reg.storage.sha256(reg.version_path(version, "submission.csv"))
     wrong = []
     for path in (reg.submission_file(), reg.submission_file(version)):
         have = reg.storage.sha256(path) if reg.storage.isfile(path) else None
-        if have != want:
+        # latest.csv may also hold the champion's scores of a newer Kaggle test file (batch scoring)
+        ok = have == want or (have is not None and path == reg.submission_file()
+                              and champion_submission_ok(reg, version, have))
+        if not ok:
             wrong.append((path, "missing" if have is None else f"differs from the champion {version}'s submission"))
     if wrong and repair:  # the promotion transaction re-copies both and re-writes the pointer
         what = "; ".join(f"{posixpath.basename(p)} {problem}" for p, problem in wrong)

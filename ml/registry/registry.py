@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 #: The files every new version folder holds besides manifest.json (register copies these, the manifest
 #: records their hashes). A version's completeness is judged by its own manifest's file list.
-VERSION_FILES = ("model.keras", "metrics.json", "history.json", "curves.png", "submission.csv", "record_ids.json")
+VERSION_FILES = ("model.keras", "metrics.json", "history.json", "curves.png", "submission.csv", "record_ids.json",
+                 "profile.json")
 #: Checked for versions whose manifest predates per-file hashes.
 LEGACY_REQUIRED = ("model.keras", "submission.csv")
 #: Audit actions that move (or rewrite) champion.json.

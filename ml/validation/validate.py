@@ -29,13 +29,14 @@ def validate_file(
     min_records: int = DEFAULT_MIN_RECORDS,
     reference: ValidationOutcome | None = None,
     drift_threshold: float = DRIFT_THRESHOLD,
+    max_in_memory: int | None = None,
 ) -> ValidationOutcome:
     """Validate a train or test file. Never raises for bad data: problems land in ``failures``/``warnings``.
 
     ``reference`` is the train outcome when validating test (vid_id overlap and drift warnings).
     ``min_records`` applies to training files only (``records.min_count``); a test file needs one record,
     in the DAG and the CLI alike.
-    With ``report_dir``, writes ``validation-<split>.json`` and a Data Docs site
+    ``max_in_memory``: see :func:`ml.data.read_records`. With ``report_dir``, writes ``validation-<split>.json`` and a Data Docs site
     ``data-docs-<split>/index.html`` there (also when the file fails).
     """
     if split not in SPLITS:
@@ -49,7 +50,7 @@ def validate_file(
     gx = None  # started only when needed: a file that fails to parse is judged without GX
     result = None
     try:
-        records = read_records(path)
+        records = read_records(path, max_in_memory)
     except DataError as exc:
         outcome.failures.append(Failure(exc.rule, exc.message, list(exc.records)))
         records = None

@@ -13,7 +13,7 @@ from ml.config import RunConfig
 log = logging.getLogger(__name__)
 
 #: Pydantic's JSON-schema keywords that Airflow's form also understands, kept as they are.
-_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "enum")
+_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "enum", "items")
 
 
 def param_schema(field_schema: dict) -> dict:

@@ -140,7 +140,7 @@ def register(validated: Validated, trained: TrainedVsChampion, metrics: Metrics)
     manifest = build_manifest(cfg, validated, trained, metrics, gate=decision, dag_id=dr.dag_id, run_id=dr.run_id)
     path, created = reg.register(version, trained["candidate_dir"], manifest)
     # What this run trained on, where the ingest check looks: it announces only data not trained on yet.
-    ingest_state.record_trained({"train.json": validated["train_sha256"], "test.json": validated["test_sha256"]},
+    ingest_state.record_trained({"train.json": validated["train_sha256"]},
                                 run_id=dr.run_id, version=version, at=now_iso())
     log.info("%s model version %s at %s", "registered" if created else "kept existing", version, path)
     return {"version": version, "path": str(path), "created": created, **decision}

@@ -21,7 +21,7 @@ def dagbag():
 
 def test_dags_import_cleanly(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dags) == {"turkey_training", "turkey_ingest", "turkey_consumer"}
+    assert set(dagbag.dags) == {"turkey_training", "turkey_ingest", "turkey_consumer", "turkey_scoring"}
 
 
 def test_training_graph_and_queues(dagbag):
@@ -65,6 +65,12 @@ def test_schedules(dagbag):
     assert isinstance(consumer, AssetAll) and [a.name for a in consumer.objects] == ["turkey_submission"]
     ingest = dagbag.dags["turkey_ingest"]
     assert {a.name for a in ingest.task_dict["check_landing"].outlets} == {"turkey_incoming_data"}
+    assert {a.name for a in ingest.task_dict["check_batches"].outlets} == {"turkey_incoming_batches"}
+    scoring = dagbag.dags["turkey_scoring"]  # a new batch or a new champion, never a training run
+    assert {a.name for a in scoring.timetable.asset_condition.objects} == {"turkey_incoming_batches",
+                                                                           "turkey_champion_model"}
+    assert list(scoring.task_dict) == ["score_batches"] and scoring.max_active_runs == 1
+    assert [o.name for o in scoring.task_dict["score_batches"].outlets] == ["turkey_scores_by_batch"]
 
 
 @pytest.mark.parametrize(
@@ -128,7 +134,7 @@ def test_parsing_imports_no_tensorflow_nor_great_expectations():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.strip().splitlines()[-1]
-    assert last.startswith("3 []"), last  # three DAGs, no heavy module imported while parsing
+    assert last.startswith("4 []"), last  # four DAGs, no heavy module imported while parsing
 
 
 def test_dag_wires_notifiers_deadline_and_approval():

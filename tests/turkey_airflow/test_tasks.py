@@ -69,7 +69,7 @@ def test_retried_register_and_promote_tasks_are_idempotent(tmp_path, monkeypatch
 
     trained = ingest_state.load()["trained"]  # the ingest check will not announce these inputs again
     assert [(e["digests"], e["version"]) for e in trained] == [
-        ({"train.json": "a" * 64, "test.json": "b" * 64}, first["version"])
+        ({"train.json": "a" * 64}, first["version"])  # the labelled data: a new test file is scored, not trained
     ]
     assert manifest["inputs"]["train_sha256"] == "a" * 64 and manifest["gate"]["decision"] == "promote"
     events = ctx["outlet_events"]
@@ -151,7 +151,8 @@ def test_importing_the_glue_and_the_dags_changes_no_environment_and_no_logger_le
     assert out.returncode == 0, out.stderr[-2000:]
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     assert "turkey_airflow.tasks" in probe["modules"] and "turkey_airflow.notify" in probe["modules"]
-    assert probe["dags"] == ["turkey_consumer", "turkey_ingest", "turkey_training"] and not probe["errors"]
+    assert probe["dags"] == ["turkey_consumer", "turkey_ingest", "turkey_scoring", "turkey_training"]
+    assert not probe["errors"]
     assert probe["env"] == [] and probe["levels"] == []
 
 

@@ -31,6 +31,7 @@ from turkey_airflow.console.console_access import (
     ConsoleError,
     allowed,
     check_confirm,
+    check_name,
     check_same_origin,
     editor,
     load_version,
@@ -41,6 +42,7 @@ from turkey_airflow.console.console_access import (
 from turkey_airflow.console.console_pages import (
     announce_page,
     audit_page,
+    batches_page,
     change_verb,
     confirm_page,
     models_page,
@@ -257,6 +259,23 @@ def create_app() -> FastAPI:
         announce(reg, version)
         log.info("console: %s announced champion %s again", name, version)
         return RedirectResponse(H.url("/audit", done=version), status_code=303)
+
+    @app.get("/batches", response_class=HTMLResponse)
+    def batches(user: Reader):
+        reg, champ = open_registry()
+        return _html(batches_page(reg, champ, user.get_name()))
+
+    @app.get("/batches/{batch}/{name}")
+    def batch_scores(batch: str, name: str, user: Reader):
+        from ml.scoring.store import ScoreStore
+
+        reg, _ = open_registry()
+        check_name(batch)
+        check_name(name.removesuffix(".csv"))
+        path = ScoreStore(reg).path(batch, name)
+        if not name.endswith(".csv") or not read_registry(reg.fs.isfile, path):
+            raise ConsoleError(404, "Not found", f"batch {batch!r} has no scores {name!r}")
+        return _file_response(reg, path, "text/csv", download_name=f"{batch}-{name}")
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(user: Reader, done: str | None = None):

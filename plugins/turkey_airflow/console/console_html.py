@@ -86,7 +86,8 @@ def page(title: str, body: str, *, active: str = "", user: str | None = None, st
     """The whole HTML document: console header (nav) and ``body``."""
     nav = "".join(
         f'<a href="{url(path)}" class="{"on" if key == active else ""}">{label}</a>'
-        for key, path, label in (("models", "/models", "Models"), ("audit", "/audit", "Audit"))
+        for key, path, label in (("models", "/models", "Models"), ("batches", "/batches", "Batches"),
+                                 ("audit", "/audit", "Audit"))
     )
     who = f'<span class="user">signed in as <b>{esc(user)}</b></span>' if user else ""
     return (

@@ -227,6 +227,42 @@ def change_verb(reg, version: str, champ: str | None, audit: list | None = None)
     return "roll back" if was else "promote"
 
 
+def batches_page(reg, champ: str | None, user: str) -> str:
+    """The Batches page: each scored batch, its size, the published scores (which version, when, the skew
+    figure), every version that scored it and when, and downloads."""
+    from ml.scoring.store import ScoreStore
+
+    store = ScoreStore(reg)
+    rows = []
+    for b in read_registry(store.batches):
+        latest, history = read_registry(store.latest, b), read_registry(store.history, b)
+        skew = (latest or {}).get("skew") or {}
+        figure = "—" if "excess" not in skew else (
+            f'{H.badge("skewed", "reject") if latest.get("skew_over_threshold") else ""} '
+            f'excess {H.fmt(skew["excess"])} <span class="muted">(mean PSI {H.fmt(skew["psi_mean"])})</span>')
+        scorings = "<br>".join(
+            f'<a class="mono" href="{H.url("/batches/" + H.seg(b) + "/" + H.seg(r["version"]) + ".csv")}">'
+            f'{H.esc(r["version"])}</a> <span class="muted">{H.when(r["scored_at"])}'
+            f'{"" if r.get("published", True) else " · not published"}</span>' for r in reversed(history))
+        published = "—" if not latest else (
+            f'<span class="mono">{H.esc(latest["version"])}</span>'
+            f'{" " + H.badge("champion", "champ") if latest["version"] == champ else ""}'
+            f'<br><a href="{H.url("/batches/" + H.seg(b) + "/latest.csv")}">latest.csv</a>')
+        rows.append(f'<tr data-batch="{H.esc(b)}"><td class="mono">{H.esc(b)}</td>'
+                    f'<td class="num">{H.esc((latest or {}).get("rows"))}</td><td>{published}</td>'
+                    f'<td class="muted nowrap">{H.when((latest or {}).get("scored_at"))}</td><td>{figure}</td>'
+                    f"<td>{scorings or '—'}</td></tr>")
+    if rows:
+        body = ('<div class="scroll"><table id="batches"><thead><tr><th>Batch</th><th>Records</th>'
+                "<th>Published scores</th><th>Scored</th><th>Training-serving skew</th><th>Scored by</th></tr>"
+                f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+    else:
+        body = ('<div class="card"><p>No scored batches yet.</p><p>Put one JSON file per batch into '
+                "<code>landing/batches/</code>; the <code>turkey_scoring</code> DAG scores it with the champion."
+                "</p></div>")
+    return H.page("Batches", f"<h1>Scored batches ({len(rows)})</h1>{body}", active="batches", user=user)
+
+
 def audit_page(reg, user: str, note: str = "") -> str:
     """The audit timeline, newest first: who changed the champion (or rejected a version), when and why."""
     entries = list(reversed(read_registry(reg.audit)))

@@ -1,4 +1,4 @@
-"""ml.score in-process: a tiny saved Keras model whose output is known in closed form scores a test file
+"""ml.scoring.predict in-process: a tiny saved Keras model whose output is known in closed form scores a test file
 through the real validation, padding and CSV writing; bad model files and bad inputs fail as TurkeyErrors."""
 
 import csv
@@ -9,7 +9,7 @@ import pytest
 from ml.data import MAXLEN, N_FEATURES
 from ml.demo import make_records, write_json
 from ml.errors import DataError, TurkeyError
-from ml.score import score_file
+from ml.scoring.predict import score_file
 
 # A linear read-out of two padded time steps: the first (index 0) and the last (index MAXLEN - 1).
 RNG = np.random.default_rng(5)
