@@ -143,6 +143,7 @@ def _confirm_form(client, version, role="admin"):
 
 READ_ENDPOINTS = [
     "/models",
+    "/batches",
     f"/models/{VERSIONS[0]}",
     f"/models/{VERSIONS[0]}/curves.png",
     f"/models/{VERSIONS[0]}/submission.csv",
@@ -604,3 +605,27 @@ def test_the_audit_banner_only_announces_the_real_champion(client, registry):
 def test_console_pages_may_only_be_framed_by_airflow(client, registry):
     r = client.get("/models", headers=client.as_role("viewer"))
     assert r.headers["content-security-policy"] == "frame-ancestors 'self'"
+
+
+def test_batches_page_lists_each_batch_its_scorings_skew_and_downloads(client, registry, tmp_path):
+    from ml.scoring.store import ScoreStore
+
+    store = ScoreStore(registry)
+    csv = tmp_path / "s.csv"
+    csv.write_text("vid_id,is_turkey\na,0.9\nb,0.1\n")
+    skew = {"psi_mean": 0.031, "noise": 0.03, "excess": 0.001, "shifted_dims": 0, "n": 2, "n_train": 9}
+    old = store.keep("week-49", VERSIONS[0], csv, {"rows": 2, "input_sha256": "s", "scored_at": "2026-11-02T00:00:00Z",
+                                                     "skew": skew, "published": False})
+    new = store.keep("week-49", VERSIONS[1], csv, {"rows": 2, "input_sha256": "s", "scored_at": "2026-11-09T00:00:00Z",
+                                                     "skew": skew, "skew_over_threshold": False})
+    assert old["version"] == VERSIONS[0] and store.publish(new, "r1")  # VERSIONS[1] is the champion
+    page = client.get("/batches", headers=client.as_role("viewer"))
+    assert page.status_code == 200
+    row = re.search(r'<tr data-batch="week-49">.*?</tr>', page.text, re.S).group(0)
+    assert VERSIONS[0] in row and VERSIONS[1] in row and "not published" in row and "champion" in row
+    assert "excess 0.0010" in row and 'href="/turkey/batches/week-49/latest.csv"' in row
+    download = client.get("/batches/week-49/latest.csv", headers=client.as_role("viewer"))
+    assert download.status_code == 200 and download.text == csv.read_text()
+    assert client.get("/batches/week-49/../../champion.json", headers=client.as_role("viewer")).status_code == 404
+    assert client.get("/batches/nope/latest.csv", headers=client.as_role("viewer")).status_code == 404
+    assert client.get("/batches", headers={}).status_code == 401
