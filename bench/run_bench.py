@@ -24,7 +24,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import common, deployed, gpu_check, overhead, quality, scale
+from bench import common, deployed, gpu_check, overhead, quality, scale, scoring
 from bench.common import OUT, REPO, md_table
 
 # name -> (number, title, collect, render, figures)
@@ -37,6 +37,10 @@ SECTIONS = {
                   overhead.figures_scale_dag),
     "quality": ("3", "Model quality on held-out demo data", quality.collect, quality.render, quality.figures),
     "gpu": ("4", "GPU training throughput", gpu_check.collect, gpu_check.render_section, gpu_check.figures),
+    "scoring": ("6", "Batch scoring: the task body, `make score`, a 100x batch", scoring.collect, scoring.render,
+                scoring.figures),
+    "skew": ("6b", "Training-serving skew: the threshold's evidence", scoring.collect_skew, scoring.render_skew,
+             scoring.figures_skew),
 }
 SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
 RELIABILITY = ("<!-- reliability:start", "<!-- reliability:end -->")  # tests.faults.summary's markers

@@ -90,13 +90,13 @@ def cmd_train(a) -> int:
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))  # intermediate arrays; removed in any case
     try:
         champ, problem = promotion.current_champion(registry, config.force_promote) if registry else (None, None)
-        model, ids = promotion.champion_for_scoring(registry, champ, work) if registry else (None, None)
+        reference = promotion.lineage_reference(registry) if champ else None
+        compared = promotion.compared_models(registry, champ, reference, work) if registry else {}
         v = validate_inputs(a.train, a.test, work, min_records=config.min_records, report_dir=out / "validation",
                             reject=False)
         p = prepare_step(v["train_npz"], v["test_npz"], work, config.val_fraction, source=a.train)
-        t = train_step(p["split_npz"], p["test_padded_npz"], out, config.training_recipe(), champion_model=model,
-                       champion_trained_ids=ids, split=p["split"])
-        t = {**t, "champion_version": champ, "champion_problem": problem}
+        t = train_step(p["split_npz"], p["test_padded_npz"], out, config.training_recipe(), compared, split=p["split"])
+        t = {**t, "champion_version": champ, "champion_problem": problem, "reference_version": reference}
         m = evaluate_step(p["split_npz"], t, config)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -218,6 +218,11 @@ def cmd_models(a) -> int:
             gate = info["manifest"].get("gate") or {}
             if gate:
                 print(f"gate: {gate.get('decision')} ({gate.get('reason')})")
+                for role, version, c in (("champion", gate.get("champion_version"), gate.get("comparison")),
+                                         ("reference", gate.get("reference_version"), gate.get("reference_comparison"))):
+                    if c and c.get("ci_low") is not None:
+                        print(f"compared with {role} {version}: difference {c['difference']:+.4f}, "
+                              f"{c['confidence']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], n={c['n']}")
             for d in info.get("decisions") or []:
                 print(f"decision: {_decision_text(d)}")
             print("metrics: " + json.dumps(info["metrics"], sort_keys=True))

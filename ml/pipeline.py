@@ -67,6 +67,7 @@ class Trained(TypedDict):
     recipe: dict
     record_ids: dict
     champion_scoring: dict | None
+    reference_scoring: dict | None
 
 
 class TrainedVsChampion(Trained):
@@ -93,6 +94,7 @@ class Metrics(TypedDict):
     baseline_logreg: dict
     evaluated_on: dict
     champion_comparison: NotRequired[dict]
+    reference_comparison: NotRequired[dict]
     device: str
     train_seconds: float
     epochs_run: int
@@ -232,19 +234,39 @@ def write_submission(ids, probs, path) -> str:
     return str(path)
 
 
-def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_model=None,
-               champion_trained_ids: set | None = None, split: dict | None = None) -> Trained:
+def _score_compared(role: str, model_path, trained_ids: set | None, d: dict, preds: dict) -> dict:
+    """Score one model the candidate is compared with (``role``: champion or reference) on this run's
+    validation records it did NOT train on: ``<role>_gate_index`` into the validation arrays and
+    ``<role>_gate_pred`` go into ``preds``. Unknown training ids: no scoring (no fair comparison)."""
+    import numpy as np
+
+    from ml.scoring.predict import load_model
+
+    info = {"trained_ids_known": trained_ids is not None, "n_val": int(len(d["ids_val"]))}
+    if trained_ids is None:
+        log.warning("%s %s does not record its training ids: it cannot be compared fairly", role, model_path)
+        return info
+    seen = np.array([str(i) in trained_ids for i in d["ids_val"]], dtype=bool)
+    index = np.flatnonzero(~seen)
+    preds[f"{role}_gate_index"] = index
+    if len(index):
+        preds[f"{role}_gate_pred"] = load_model(model_path).predict(d["x_val"][index]).reshape(-1).astype(float)
+    log.info("scored %s %s on %d of this run's %d validation records (%d excluded: it trained on them)", role,
+             model_path, len(index), len(d["ids_val"]), int(seen.sum()))
+    return info | {f"n_excluded_{role}_trained": int(seen.sum()), "n_gate": int(len(index))}
+
+
+def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, compared: dict | None = None,
+               split: dict | None = None) -> Trained:
     """Train the candidate and do all TensorFlow work of the run in this one process.
 
     Writes into ``out_dir``: model.keras, history.json, curves.png, record_ids.json (the ids trained and
-    validated on), profile.json (the training inputs' profile, :mod:`ml.scoring.skew`), predictions.npz (validation and test probabilities) and, when ``test_padded_npz`` is
-    given, submission.csv. With a ``champion_model`` whose training ids are known
-    (``champion_trained_ids``), it also scores the champion on this run's validation records that the
-    champion did NOT train on (``gate_index`` into the validation arrays, ``champion_gate_pred``): the
-    records the champion/challenger gate compares on. Unknown champion training ids: no scoring.
+    validated on), profile.json (the training inputs' profile, :mod:`ml.scoring.skew`), predictions.npz
+    (validation and test probabilities) and, when ``test_padded_npz`` is given, submission.csv.
+    ``compared``: ``{role: (model path, the ids it trained on or None)}`` for the models the gates compare
+    the candidate with (``champion``, and the lineage ``reference`` of :mod:`ml.promotion`): each is scored
+    on this run's validation records it did not train on (:func:`_score_compared`).
     """
-    import numpy as np
-
     from ml.fsutil import write_json
     from ml.scoring.skew import PROFILE_FILE, pooled, training_profile
     from ml.tflog import import_tensorflow
@@ -260,32 +282,14 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_mod
     log.info("training on %s with recipe %s", device, rc.to_dict())
     model, history, seconds = fit(d["x_train"], d["y_train"], d["x_val"], d["y_val"], rc)
     log.info("trained %d epoch(s) in %.1fs", len(history.get("loss", [])), seconds)
-    val_pred = predict(model, d["x_val"])
-    preds = {"val_pred": val_pred}
+    preds = {"val_pred": predict(model, d["x_val"])}
     if test_padded_npz is not None:
         te = load_arrays(test_padded_npz)
         preds["test_pred"] = predict(model, te["x"])
         write_submission(te["ids"], preds["test_pred"], out / "submission.csv")
-    champion, gate_ids = None, None
-    if champion_model and Path(champion_model).is_file():
-        champion = {"trained_ids_known": champion_trained_ids is not None, "n_val": int(len(d["ids_val"]))}
-        if champion_trained_ids is not None:
-            seen = np.array([str(i) in champion_trained_ids for i in d["ids_val"]], dtype=bool)
-            gate_index = np.flatnonzero(~seen)
-            champion |= {"n_excluded_champion_trained": int(seen.sum()), "n_gate": int(len(gate_index))}
-            preds["gate_index"] = gate_index
-            gate_ids = d["ids_val"][gate_index]
-            if len(gate_index):
-                import keras
-
-                champ = keras.models.load_model(champion_model, compile=False)
-                preds["champion_gate_pred"] = predict(champ, d["x_val"][gate_index])
-            log.info(
-                "scored champion %s on %d of this run's %d validation records (%d excluded: it trained on them)",
-                champion_model, len(gate_index), len(d["ids_val"]), int(seen.sum()),
-            )
-        else:
-            log.warning("champion %s does not record its training ids: it cannot be compared fairly", champion_model)
+    scoring = {role: _score_compared(role, path, ids, d, preds)
+               for role, (path, ids) in (compared or {}).items() if path and Path(path).is_file()}
+    gate_ids = d["ids_val"][preds["champion_gate_index"]] if "champion_gate_index" in preds else None
     record_ids = write_record_ids(d["ids_train"], d["ids_val"], split, out / RECORD_IDS_FILE, gate_ids)
     # what the training inputs looked like, for the training-serving skew of every batch it scores
     write_json(training_profile(pooled(d["x_train"], d["len_train"])), out / PROFILE_FILE)
@@ -300,7 +304,8 @@ def train_step(split_npz, test_padded_npz, out_dir, recipe: Recipe, champion_mod
         "epochs_run": len(history.get("loss", [])),
         "recipe": rc.to_dict(),
         "record_ids": record_ids,
-        "champion_scoring": champion,
+        "champion_scoring": scoring.get("champion"),
+        "reference_scoring": scoring.get("reference"),
     }
 
 
@@ -311,6 +316,10 @@ EVALUATED_ON = {
         "this run's validation records (the vid_id-hash validation share of the training file); the same "
         "records drive early stopping and the learning-rate schedule, so these figures are slightly "
         "optimistic (measured: BENCHMARKS.md section 3, validation vs held-out AUC)"
+    ),
+    "reference_comparison": (
+        "this run's validation records that the lineage reference (ml.promotion) did not train on; the "
+        "challenger never trained on them either"
     ),
     "champion_comparison": (
         "this run's validation records that the champion did not train on (from its record_ids.json); "
@@ -343,14 +352,16 @@ def evaluate_step(split_npz, trained: Trained, config: RunConfig) -> Metrics:
         "evaluated_on": EVALUATED_ON,
         **{key: trained[key] for key in TRAINING_FACTS},
     }
-    if "gate_index" in p:
-        idx = p["gate_index"].astype(int)
+    for role in ("champion", "reference"):
+        if f"{role}_gate_index" not in p:
+            continue
+        idx = p[f"{role}_gate_index"].astype(int)
         if len(idx):
-            cmp = compare_auc(d["y_val"][idx], p["val_pred"][idx], p["champion_gate_pred"], config.gate_method,
+            cmp = compare_auc(d["y_val"][idx], p["val_pred"][idx], p[f"{role}_gate_pred"], config.gate_method,
                               config.gate_confidence)
         else:
             cmp = {"method": config.gate_method, "confidence": float(config.gate_confidence), "n": 0}
-        metrics["champion_comparison"] = cmp | {"n_excluded_champion_trained": int(len(d["y_val"]) - len(idx))}
+        metrics[f"{role}_comparison"] = cmp | {f"n_excluded_{role}_trained": int(len(d["y_val"]) - len(idx))}
     write_json(metrics, candidate_dir / "metrics.json")
     log.info(
         "validation accuracy %.4f, ROC AUC %.4f on %d validation records (logistic baseline: accuracy %.4f, AUC %.4f)",

@@ -7,8 +7,9 @@ of its own. In the order a run uses them:
 1. :func:`current_champion` -- the champion to compare with, and the damage policy: a damaged champion is
    never "no champion"; it fails the run unless the operator forced the promotion, and then the decision
    records why there was no comparison.
-2. :func:`champion_for_scoring` -- the champion's model and the ids it trained on, so the candidate's run
-   scores it on records neither model trained on.
+2. :func:`lineage_reference` and :func:`compared_models` -- the lineage's reference (the best champion so
+   far, see below) and each compared model with the ids it trained on, so the candidate's run scores them
+   on records neither it nor the candidate trained on.
 3. :func:`accuracy_gate` -- the absolute floor.
 4. :func:`decide` -- the champion/challenger gate (:func:`champion_gate`) with the same-training rule
    (:func:`same_training`): a retrain on the champion's exact labelled data and recipe must be better beyond
@@ -16,6 +17,14 @@ of its own. In the order a run uses them:
 5. :func:`version_for_run` -- the version name (deterministic per run, so retries never register twice).
 6. :func:`promote` -- the re-check: a compare-and-set on the champion the gate compared with, so a rollback
    made meanwhile is never overwritten by a stale decision.
+
+**The tolerance is a budget for the lineage, not an allowance per step.** A challenger must be non-inferior
+within ``auc_tolerance`` to the champion *and* to the lineage's reference: the champion that last proved
+itself better than its reference at the configured confidence (the first champion to begin with). The
+reference moves only to a challenger whose interval against it lies wholly above 0, so its true AUC does
+not fall, and every champion is within the tolerance of it at that confidence: a chain of slightly worse
+retrains cannot walk the lineage down (``python -m bench.gate_chain``; docs/gate.md). Promotions record
+the reference in ``champion.json`` and the audit; a rollback or a forced promotion leaves it as it was.
 """
 
 from __future__ import annotations
@@ -50,6 +59,9 @@ class GateDecision(TypedDict):
     min_records: int
     same_inputs_as_champion: bool
     comparison: dict | None
+    reference_version: str | None
+    reference_comparison: dict | None
+    reference_after: str | None
     force_promote: bool
     promote: bool
     decision: str
@@ -70,14 +82,28 @@ def current_champion(registry, force_promote: bool) -> tuple[str | None, str | N
         return None, str(exc)
 
 
-def champion_for_scoring(registry, version: str | None, dest_dir) -> tuple[str | None, set[str] | None]:
-    """``(local model.keras path, ids it trained on)`` of ``version`` (``(None, None)`` without one); the
-    ids are None for versions registered before versions recorded them (then no fair comparison exists)."""
+def lineage_reference(registry) -> str | None:
+    """The lineage's reference: the ``reference`` the newest pointer change recorded (promotions do), else
+    the champion (a lineage begun before references were recorded); None without a champion."""
+    from ml.registry import POINTER_ACTIONS
+
+    for entry in reversed(registry.audit()):
+        if entry.get("action") in POINTER_ACTIONS and entry.get("reference"):
+            return entry["reference"]
+    return registry.champion_version()
+
+
+def compared_models(registry, champion: str | None, reference: str | None, dest_dir) -> dict:
+    """``{role: (local model.keras path, ids it trained on)}`` for ``champion`` and, when it is another
+    version, ``reference``; the ids are None for versions registered before they were recorded (then no fair
+    comparison exists). A reference that is no longer in the registry is left out (the gate says so)."""
     from ml.manifest import trained_ids
 
-    if version is None:
-        return None, None
-    return registry.fetch_model(version, dest_dir), trained_ids(registry, version)
+    out = {}
+    for role, version in (("champion", champion), ("reference", reference if reference != champion else None)):
+        if version is not None and version in registry.versions():
+            out[role] = (registry.fetch_model(version, dest_dir), trained_ids(registry, version))
+    return out
 
 
 # ----------------------------------------------------------------------------------------- the gates
@@ -121,8 +147,8 @@ def describe_comparison(c: dict) -> str:
 
 
 def champion_gate(metrics: dict, champion_version: str | None, tolerance: float, *, min_records: int,
-                  force_promote: bool = False, same_inputs: bool = False,
-                  champion_problem: str | None = None) -> GateDecision:
+                  force_promote: bool = False, same_inputs: bool = False, champion_problem: str | None = None,
+                  reference_version: str | None = None) -> GateDecision:
     """Challenger vs champion, fairly and with its uncertainty.
 
     Compares on ``metrics["champion_comparison"]`` (records neither model trained on). Promote when the
@@ -133,7 +159,10 @@ def champion_gate(metrics: dict, champion_version: str | None, tolerance: float,
     the champion's training records are unknown or fewer than ``min_records`` records remain.
     ``force_promote`` promotes anyway; the decision says so. ``champion_problem`` (the operator forced past
     a damaged champion, so ``champion_version`` is None) is recorded, and the reason says it, not "no
-    champion yet".
+    champion yet". With a lineage ``reference_version`` other than the champion, a challenger the champion
+    rule would promote must also clear the same rule against it (``metrics["reference_comparison"]``).
+    ``reference_after`` is the lineage's reference once this challenger is promoted: ``"challenger"`` when
+    it is better than the reference beyond the uncertainty (lower end > 0), else the reference as it was.
     """
     cmp = metrics.get("champion_comparison")
     decision = {
@@ -171,13 +200,36 @@ def champion_gate(metrics: dict, champion_version: str | None, tolerance: float,
             promote = cmp["ci_low"] >= -tolerance
             outcome = "promote" if promote else "keep_champion"
             reason = f"{detail}; lower end {'>=' if promote else '<'} -tolerance {-tolerance:+.4f}"
+    reference = reference_version if reference_version not in (None, champion_version) else None
+    ref_cmp = metrics.get("reference_comparison") if reference else cmp
+    if promote and reference and champion_version is not None:
+        promote, outcome, reason = _against_reference(ref_cmp, reference, tolerance, min_records, reason)
     if not promote and force_promote:
         promote, outcome, reason = True, "promote", f"forced by operator ({outcome}: {reason})"
     if champion_problem:
         reason = f"forced by operator; the champion could not be compared: {champion_problem}"
-    decision.update(promote=promote, decision=outcome, reason=reason)
+    current = reference or champion_version
+    better = bool(ref_cmp) and ref_cmp.get("ci_low") is not None and ref_cmp["ci_low"] > 0 and not force_promote
+    decision.update(promote=promote, decision=outcome, reason=reason, reference_version=current,
+                    reference_comparison=ref_cmp if reference else None,
+                    reference_after="challenger" if current is None or better else current)
     log.info("champion gate: %s (%s)", outcome, reason)
     return decision
+
+
+def _against_reference(cmp: dict | None, reference: str, tolerance: float, min_records: int, reason: str):
+    """``(promote, outcome, reason)`` of a challenger the champion rule promotes, against the lineage
+    ``reference`` (its comparison ``cmp``): kept out when it may be more than ``tolerance`` below it."""
+    if cmp is None or cmp["n"] < min_records or cmp.get("ci_low") is None:
+        n = 0 if cmp is None else cmp["n"]
+        return False, "no_comparison", (f"{reason}; but the lineage reference {reference} could not be compared "
+                                        f"({n} record(s) it did not train on, min_gate_records={min_records})")
+    detail = describe_comparison(cmp).replace("challenger - champion", "challenger - reference")
+    if cmp["ci_low"] < -tolerance:
+        return False, "keep_champion", (f"{reason}; but against the lineage reference {reference}: {detail}; "
+                                        f"lower end < -tolerance {-tolerance:+.4f}")
+    return True, "promote", f"{reason}; against the lineage reference {reference}: {detail}; lower end >= " \
+                            f"-tolerance {-tolerance:+.4f}"
 
 
 def decide(registry, config, validated: dict, trained: dict, metrics: dict) -> GateDecision:
@@ -189,7 +241,8 @@ def decide(registry, config, validated: dict, trained: dict, metrics: dict) -> G
                                          config.val_fraction)
     return champion_gate(metrics, champ, config.auc_tolerance, min_records=config.min_gate_records,
                          force_promote=config.force_promote, same_inputs=same,
-                         champion_problem=trained.get("champion_problem"))
+                         champion_problem=trained.get("champion_problem"),
+                         reference_version=trained.get("reference_version"))
 
 
 # ----------------------------------------------------------------------------------------- publishing
@@ -224,5 +277,8 @@ def promote(registry, registered: dict, approval: dict | None = None, **details)
     ``approval`` (a human decision) and ``details`` (``run_id``, ``user``, ...) are recorded."""
     compare = not registered["force_promote"] and "champion_version" in registered
     expect = {"expect_previous": registered["champion_version"]} if compare else {}
+    after = registered.get("reference_after")
+    reference = registered["version"] if after == "challenger" else after
     return registry.promote(registered["version"], reason=registered["reason"], approval=approval,
-                            force_promote=registered["force_promote"], **expect, **details)
+                            force_promote=registered["force_promote"], **expect,
+                            **({"reference": reference} if reference else {}), **details)

@@ -93,8 +93,9 @@ def prepare(validated: Validated) -> Prepared:
 
 @task_body
 def train(prepared: Prepared) -> TrainedVsChampion:
-    """Train the candidate and score the registry's champion on this run's validation records it did not
-    train on (:func:`ml.promotion.current_champion` decides what a damaged champion means)."""
+    """Train the candidate and score the registry's champion and the lineage reference on this run's
+    validation records each did not train on (:func:`ml.promotion.current_champion` decides what a damaged
+    champion means)."""
     from ml import promotion
     from ml.pipeline import train_step
     from ml.registry import Registry
@@ -102,11 +103,11 @@ def train(prepared: Prepared) -> TrainedVsChampion:
     ctx = get_current_context()
     cfg, reg, run = run_config(ctx), Registry(), _run_dir(ctx)
     champ, problem = promotion.current_champion(reg, cfg.force_promote)
-    model, trained_ids = promotion.champion_for_scoring(reg, champ, run / "champion")
+    reference = promotion.lineage_reference(reg) if champ else None
     trained = train_step(prepared["split_npz"], prepared["test_padded_npz"], run / "candidate",
-                         cfg.training_recipe(), champion_model=model, champion_trained_ids=trained_ids,
+                         cfg.training_recipe(), promotion.compared_models(reg, champ, reference, run / "champion"),
                          split=prepared.get("split"))
-    return {**trained, "champion_version": champ, "champion_problem": problem}
+    return {**trained, "champion_version": champ, "champion_problem": problem, "reference_version": reference}
 
 
 @task_body
@@ -176,9 +177,26 @@ def promote(registered: dict) -> dict:
     for asset, extra in champion_announcement(reg, version).items():
         ctx["outlet_events"][asset].extra = extra
     log.info("champion is now %s; submission %s", version, reg.submission_path())
+    _record_lineage(reg, _run_dir(ctx))
     return {"version": version, "previous": pointer.get("previous"), "reason": registered["reason"],
             "model": reg.display(reg.version_path(version, "model.keras")), "submission": reg.submission_path(),
             "approved_by": (approval or {}).get("by")}
+
+
+def _record_lineage(reg, run) -> None:
+    """Every champion's AUC on this run's validation records none of them trained on (:mod:`ml.lineage`).
+    The promotion is done: a failure here is logged, never raised."""
+    from ml import lineage
+    from ml.data import load_arrays
+
+    try:
+        d = load_arrays(run / "split.npz")
+        curve = lineage.measure(reg, d["ids_val"], d["x_val"], d["y_val"], run / "champion")
+        lineage.write(reg, curve)
+        log.info("lineage on %d common records: %s", curve["n"],
+                 ", ".join(f"{p['version']} {p['auc']}" for p in curve["points"]))
+    except Exception as exc:  # noqa: BLE001 - the curve is a view; the promotion stands
+        log.warning("lineage curve not updated: %s", exc)
 
 
 @task_body

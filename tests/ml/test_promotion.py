@@ -102,3 +102,70 @@ def test_a_cleared_run_keeps_the_version_it_registered(tmp_path):
     version = version_for_run(reg, datetime(2026, 11, 28, 10, 0, tzinfo=UTC), "turkey_training", "manual__x")
     reg.register(version, make_candidate(tmp_path, "x"), {"run_id": "manual__x"})
     assert version_for_run(reg, datetime(2026, 11, 29, 8, 0, tzinfo=UTC), "turkey_training", "manual__x") == version
+
+
+# ------------------------------------------------------------------------------------------- the lineage budget
+def _with_reference(champion_lo, reference_lo, n=300):
+    m = _metrics(champion_lo)
+    m["reference_comparison"] = _metrics(reference_lo, n=n)["champion_comparison"]
+    return m
+
+
+def test_a_challenger_within_the_tolerance_of_the_champion_is_kept_out_below_the_reference():
+    """Issue 22: beating the champion is not enough when the lineage has slipped: the challenger must also be
+    within the tolerance of the lineage reference; the decision says which comparison kept it out."""
+    kept = champion_gate(_with_reference(-0.01, -0.03), "v3", 0.02, min_records=100, reference_version="v1")
+    assert not kept["promote"] and kept["decision"] == "keep_champion"
+    assert "against the lineage reference v1" in kept["reason"] and "lower end < -tolerance" in kept["reason"]
+    assert kept["reference_version"] == "v1" and kept["reference_comparison"]["ci_low"] == -0.03
+    ok = champion_gate(_with_reference(-0.01, -0.015), "v3", 0.02, min_records=100, reference_version="v1")
+    assert ok["promote"] and ok["reference_after"] == "v1"  # promoted, but not better: the reference stays
+    better = champion_gate(_with_reference(0.01, 0.001), "v3", 0.02, min_records=100, reference_version="v1")
+    assert better["promote"] and better["reference_after"] == "challenger"  # better beyond the uncertainty
+    few = champion_gate(_with_reference(0.01, 0.01, n=40), "v3", 0.02, min_records=100, reference_version="v1")
+    assert not few["promote"] and few["decision"] == "no_comparison" and "lineage reference v1" in few["reason"]
+
+
+def test_without_a_separate_reference_the_champion_is_it_and_forcing_leaves_it():
+    same = champion_gate(_metrics(0.002), "v1", 0.02, min_records=100, reference_version="v1")
+    assert same["promote"] and same["reference_after"] == "challenger" and same["reference_comparison"] is None
+    assert champion_gate(_metrics(-0.01), "v1", 0.02, min_records=100)["reference_after"] == "v1"
+    assert champion_gate({"val_auc": 0.9}, None, 0.02, min_records=100)["reference_after"] == "challenger"
+    forced = champion_gate(_with_reference(-0.2, -0.3), "v3", 0.02, min_records=100, reference_version="v1",
+                           force_promote=True)
+    assert forced["promote"] and forced["reference_after"] == "v1"
+
+
+def test_promotions_record_the_reference_and_rollbacks_keep_it(tmp_path):
+    """The reference travels with promotions (champion.json and the audit); a rollback or a forced promotion
+    records none, so the lineage's reference stays the one the last gated promotion set."""
+    from ml.promotion import lineage_reference, promote
+    from tests.support.candidates import seeded_registry
+
+    reg = seeded_registry(tmp_path, ("v1", "v2", "v3"), champion=None)
+    assert lineage_reference(reg) is None
+    base = {"force_promote": False, "reason": "r"}
+    promote(reg, {**base, "version": "v1", "champion_version": None, "reference_after": "challenger"})
+    assert lineage_reference(reg) == "v1" and reg.champion()["reference"] == "v1"
+    promote(reg, {**base, "version": "v2", "champion_version": "v1", "reference_after": "v1"})  # not better
+    assert reg.champion_version() == "v2" and lineage_reference(reg) == "v1"
+    reg.rollback("v1", user="ops")
+    reg.rollback("v2", user="ops")
+    assert lineage_reference(reg) == "v1"  # rollbacks move the pointer, not the reference
+    promote(reg, {**base, "version": "v3", "champion_version": "v2", "reference_after": "challenger"})
+    assert lineage_reference(reg) == "v3"
+    reg.rollback("v1", user="ops")
+    assert lineage_reference(reg) == "v3"
+
+
+def test_a_lineage_begun_before_references_uses_its_champion(tmp_path, monkeypatch):
+    from ml import manifest
+    from ml.promotion import compared_models, lineage_reference
+    from tests.support.candidates import seeded_registry
+
+    monkeypatch.setattr(manifest, "trained_ids", lambda registry, version: {f"{version}-id"})
+    reg = seeded_registry(tmp_path, ("v1", "v2"), champion="v2")  # promoted without a reference
+    assert lineage_reference(reg) == "v2"
+    assert set(compared_models(reg, "v2", "v2", tmp_path / "d")) == {"champion"}
+    assert set(compared_models(reg, "v2", "v1", tmp_path / "d")) == {"champion", "reference"}
+    assert set(compared_models(reg, "v2", "v-gone", tmp_path / "d")) == {"champion"}  # the gate says so

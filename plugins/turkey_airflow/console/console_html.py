@@ -134,3 +134,26 @@ def action_badge(action: str | None) -> str:
 def json_block(value) -> str:
     """``value`` as indented, escaped JSON in a ``<pre>`` block."""
     return f'<pre class="mono">{esc(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>'
+
+
+def line_chart(points: list[tuple[str, float]], width: int = 640, height: int = 180) -> str:
+    """An inline SVG line chart (no script) of ``(label, value)`` points, values in [0, 1] shown on a
+    zoomed axis around them; each point has a tooltip with its label and value."""
+    values = [v for _, v in points if v is not None]
+    if not values:
+        return '<p class="muted">No figure yet.</p>'
+    lo, hi = max(0.0, min(values) - 0.02), min(1.0, max(values) + 0.02)
+    span, pad = (hi - lo) or 1.0, 36
+    step = (width - 2 * pad) / max(1, len(points) - 1)
+
+    def xy(i, v):
+        return pad + i * step, height - pad - (v - lo) / span * (height - 2 * pad)
+
+    coords = [xy(i, v) for i, (_, v) in enumerate(points) if v is not None]
+    path = " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(coords))
+    dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#2b6cb0"><title>{esc(label)}: {v:.4f}</title>'
+                   "</circle>" for (label, v), (x, y) in zip([p for p in points if p[1] is not None], coords, strict=True))
+    axis = "".join(f'<text x="4" y="{xy(0, t)[1] + 4:.1f}" font-size="11" fill="#718096">{t:.3f}</text>'
+                   for t in (lo, (lo + hi) / 2, hi))
+    return (f'<svg class="chart" width="{width}" height="{height}" role="img" aria-label="lineage AUC">{axis}'
+            f'<path d="{path}" fill="none" stroke="#2b6cb0" stroke-width="2"/>{dots}</svg>')

@@ -39,6 +39,19 @@ def _rows(reg, champ: str | None) -> list[dict]:
     return read_registry(version_rows, reg, champ)
 
 
+def _lineage_html(reg) -> str:
+    """The lineage's AUC over time (:mod:`ml.lineage`): every champion on one common record set."""
+    from ml import lineage
+
+    curve = read_registry(lineage.read, reg)
+    if not curve or not curve.get("points"):
+        return ""
+    chart = H.line_chart([(p["version"], p["auc"]) for p in curve["points"]])
+    return (f'<div class="card" id="lineage"><b>Lineage AUC</b> <span class="muted">every champion, in the order '
+            f'they became champion, on the same {H.esc(curve["n"])} records none of them trained on '
+            f'(computed {H.when(curve["computed_at"])})</span><br>{chart}</div>')
+
+
 def models_page(reg, champ: str | None, user: str, sort: str, order: str, note: str = "") -> str:
     """The Models page: every version with its run, metrics, gate decision, champion marker (``champ``) and
     history, sorted by ``sort`` (a ``SORT_KEYS`` key) in ``order`` (``asc``/``desc``)."""
@@ -100,7 +113,8 @@ def models_page(reg, champ: str | None, user: str, sort: str, order: str, note: 
         else f'<p class="muted">No champion yet · registry <span class="mono">{H.esc(reg.root)}</span></p>'
     )
     return H.page(
-        "Models", f"<h1>Model versions ({len(rows)})</h1>{summary}{table}", active="models", user=user, status_note=note
+        "Models", f"<h1>Model versions ({len(rows)})</h1>{summary}{_lineage_html(reg)}{table}", active="models",
+        user=user, status_note=note
     )
 
 
