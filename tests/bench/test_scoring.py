@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -69,10 +70,11 @@ def test_the_skew_table_on_tiny_inputs():
 def test_the_batch_is_generated_once(tmp_path, monkeypatch):
     monkeypatch.setattr(scoring, "OUT", tmp_path)
     path = scoring.ensure_batch(12, 3)
-    records = json.loads(open(path).read())
+    records = json.loads(Path(path).read_text())
     assert len(records) == 12 and "is_turkey" not in records[0]
-    mtime = (tmp_path / "data" / "batch-12-3" / "batch.json").stat().st_mtime_ns
-    assert scoring.ensure_batch(12, 3) == path and (tmp_path / "data" / "batch-12-3" / "batch.json").stat().st_mtime_ns == mtime
+    assert path == str(tmp_path / "data" / "batch-12-3" / "batch.json")
+    mtime = Path(path).stat().st_mtime_ns
+    assert scoring.ensure_batch(12, 3) == path and Path(path).stat().st_mtime_ns == mtime
 
 
 def test_quick_runs_are_tiny_and_full_runs_are_kaggle_size_and_100x():
@@ -90,7 +92,8 @@ def _proc(wall: float, **extra) -> dict:
 def result(**over) -> dict:
     """A made-up section 6 result."""
     body = [_proc(w, times={"imports": 0.2, "score_batches": 3.0}) for w in (4.0, 5.0, 6.0)]
-    bare = [_proc(w, times={"imports": 4.0, "load": 0.2, "read": 0.1, "predict": 0.5, "write": 0.0}) for w in (5.0, 6.0)]
+    timers = {"imports": 4.0, "load": 0.2, "read": 0.1, "predict": 0.5, "write": 0.0}
+    bare = [_proc(w, times=timers) for w in (5.0, 6.0)]
     parts = scoring.score_breakdown(LOG, T0, 15.0)
     r = {"data": {"n_train": 1195, "n_test": 1196, "seed": 0}, "repeats": 3,
          "registry": {"train_wall": 30.0, "forward": "NumPy"},
