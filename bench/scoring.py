@@ -31,8 +31,7 @@ from bench.common import OUT, Figure, child_env, fmt, log, md_table, median, run
 
 T_START = time.perf_counter()
 RATIO_TARGET, MAKE_TARGET, RSS_TARGET_GIB = 1.3, 0.25, 1.5
-VERSION = "vbench-scoring"
-BATCH_ID = "bench-batch"
+VERSION, BATCH_ID = "vbench-scoring", "bench-batch"  # the champion's version, the landed batch's id
 SKEW_SIZES, SKEW_SEEDS, SKEW_TRAIN = (50, 300, 1196), (1, 2, 3, 4, 5), 900
 
 
@@ -263,10 +262,6 @@ def log_events(text: str) -> list[tuple[float, str]]:
             if (m := LOG_LINE.match(line))]
 
 
-def _hit(pattern, message: str) -> bool:
-    return bool(pattern.search(message)) if isinstance(pattern, re.Pattern) else pattern in message
-
-
 def score_breakdown(text: str, started_at: float, wall: float) -> list[dict]:
     """Where a ``make score`` wall went, from its ``last-run.log``: one part per landmark of :data:`MARKS`
     found in order (a missing one's time falls into the next part; every ``scored by`` line is a part), then
@@ -282,7 +277,8 @@ def score_breakdown(text: str, started_at: float, wall: float) -> list[dict]:
                 marks.append((events[k][0], part.format(*m.groups()), first + what))
             i = found[-1][0] + 1 if found else i
             continue
-        k = next((k for k in range(i, len(events)) if _hit(pattern, events[k][1])), None)
+        hit = pattern.search if isinstance(pattern, re.Pattern) else lambda msg, sub=pattern: sub in msg
+        k = next((k for k in range(i, len(events)) if hit(events[k][1])), None)
         if k is not None:
             marks.append((events[k][0], part, what))
             i = k + 1
@@ -302,8 +298,8 @@ def _failed(part: dict | None) -> str | None:
     return "**This measurement failed**: `" + part["error"].strip().splitlines()[-1][:300] + "`"
 
 
-def _ratio(a, b, key="process_wall"):
-    return median([x[key] for x in a]) / median([x[key] for x in b])
+def _ratio(a, b):
+    return median([x["process_wall"] for x in a]) / median([x["process_wall"] for x in b])
 
 
 def figures(r: dict) -> list[Figure]:
@@ -459,8 +455,11 @@ def figures_skew(r: dict) -> list[Figure]:
 
 def render_skew(r: dict) -> str:
     """Section 6b: the excess per case and batch size against the default ``max_skew``."""
+    table = skew_rows(r)
     rows = [[x["case"], f"{x['n']:,}", fmt(x["mean"], 4), fmt(x["min"], 4), fmt(x["max"], 4), f"{x['over']}/{x['of']}",
-             fmt(x["dims"], 1)] for x in skew_rows(r)]
+             fmt(x["dims"], 1)] for x in table]
+    cases = lambda test: ", ".join(c for c in dict.fromkeys(x["case"] for x in table)  # noqa: E731
+                                   if all(test(x) for x in table if x["case"] == c)) or "none"
     return "\n".join([
         f"`ml.scoring.skew.skew` (the *excess*: mean PSI over the 128 dimensions minus the sampling-noise level) of "
         f"demo batches of {', '.join(f'{n:,}' for n in r['sizes'])} clips, seeds {', '.join(map(str, r['seeds']))}, "
@@ -469,7 +468,9 @@ def render_skew(r: dict) -> str:
         "*temporal*: the other demo family. The default `ScoringConfig().max_skew` is "
         f"**{r['max_skew']}**. NumPy only: the same in quick and full runs.", "",
         md_table(["case", "clips", "mean excess", "min", "max", f"> {r['max_skew']}", "dims with PSI > 0.25 (mean)"],
-                 rows, "lrrrrrr")])
+                 rows, "lrrrrrr"), "",
+        f"Above `max_skew` in every batch of every size: {cases(lambda x: x['over'] == x['of'])}; in none: "
+        f"{cases(lambda x: not x['over'])}."])
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -65,6 +65,7 @@ def test_the_skew_table_on_tiny_inputs():
     assert low.value == rows["unshifted"]["max"] and high.value == rows["+10"]["min"] and high.op == ">"
     text = scoring.render_skew(r)
     assert "| case | clips | mean excess |" in text and "| +10 | 40 |" in text and "**0.1**" in text
+    assert "Above `max_skew` in every batch of every size: +10, x0.9; in none: unshifted" in text
 
 
 def test_the_batch_is_generated_once(tmp_path, monkeypatch):
