@@ -23,19 +23,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml.errors import TurkeyError
 from ml.evaluate import COMPARISON_METHODS
-from ml.train import EPOCH_CRITERIA
 
 log = logging.getLogger(__name__)
 
 #: Weights and shuffling (never the split): the run's ``seed`` and every recipe's default.
 SEED = 42
 
+#: Which epoch's weights a fit keeps (``Recipe.early_stop_monitor``; applied by :class:`ml.train.EpochSelector`).
+EPOCH_CRITERIA = {
+    "val_loss": "lowest validation loss (improvement: at least early_stop_min_delta lower)",
+    "val_auc": "highest validation AUC (improvement: at least early_stop_min_delta higher)",
+    "val_auc_then_loss": (
+        "highest validation AUC, but an epoch whose AUC is within early_stop_min_delta of the best so far "
+        "replaces it when its validation loss is lower"
+    ),
+    "val_accuracy": "highest validation accuracy (improvement: at least early_stop_min_delta higher)",
+}
+
 
 # ------------------------------------------------------------------------------------------ the recipe
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides how a model is fitted (:func:`ml.train.fit`): epochs, optimiser,
-    learning-rate schedule, epoch selection (``early_stop_*``, see :data:`ml.train.EPOCH_CRITERIA`), seed,
+    learning-rate schedule, epoch selection (``early_stop_*``, see :data:`EPOCH_CRITERIA`), seed,
     precision and the number of ensembled seeds. The field defaults are the ``default`` preset.
 
     Presets live in :data:`PRESETS`; :func:`make_recipe` builds one with overrides.

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ml.data import EMBEDDING_FIELD, N_FEATURES, Records, _embedding_stats, _RecordTable
+from ml.records import EMBEDDING_FIELD, N_FEATURES, Records, _embedding_stats, _RecordTable
 
 log = logging.getLogger(__name__)
 

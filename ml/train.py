@@ -13,27 +13,15 @@ import dataclasses
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ml.config import EPOCH_CRITERIA, Recipe
 from ml.fsutil import atomic_output
-
-if TYPE_CHECKING:
-    from ml.config import Recipe
 
 log = logging.getLogger(__name__)
 
 
-EPOCH_CRITERIA = {
-    "val_loss": "lowest validation loss (improvement: at least early_stop_min_delta lower)",
-    "val_auc": "highest validation AUC (improvement: at least early_stop_min_delta higher)",
-    "val_auc_then_loss": (
-        "highest validation AUC, but an epoch whose AUC is within early_stop_min_delta of the best so far "
-        "replaces it when its validation loss is lower"
-    ),
-    "val_accuracy": "highest validation accuracy (improvement: at least early_stop_min_delta higher)",
-}
 
 
 class EpochSelector:

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from ml.config import PRESETS, make_recipe
+from ml.config import EPOCH_CRITERIA, PRESETS, make_recipe
 from ml.data import read_records
 from ml.evaluate import binary_metrics
 from ml.prepare import split_and_pad
-from ml.train import EPOCH_CRITERIA, EpochSelector, fit, predict, select_epoch
+from ml.train import EpochSelector, fit, predict, select_epoch
 
 # The issue-15 pattern: validation AUC peaks on a noise wiggle at epoch 2 (index 1) while the model is
 # still badly calibrated; loss and accuracy keep improving and settle at epoch 4 (index 3), after which
