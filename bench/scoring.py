@@ -475,8 +475,8 @@ def render_skew(r: dict) -> str:
 
 # ------------------------------------------------------------------------------------------------ CLI
 def main(argv=None) -> int:
-    """Sections 6 and 6b alone (``--skew``: 6b only) into bench/out/scoring-<tag>.md; with ``--args``, one
-    measured process."""
+    """Sections 6 and 6b alone (``--skew``: 6b only) through ``python -m bench.run_bench --output
+    bench/out/scoring-<tag>.md``; with ``--args``, one measured process."""
     import argparse
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -486,11 +486,11 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     p.add_argument("--skew", action="store_true", help="only the skew threshold's evidence (section 6b)")
     a = p.parse_args(args)
-    from bench import run_bench
+    import subprocess  # run_bench imports this module: it runs as its own process
 
     out = OUT / f"scoring-{'quick' if a.quick else 'full'}.md"
-    rc = run_bench.main(["--sections", "skew" if a.skew else "scoring,skew", *(["--quick"] if a.quick else []),
-                         "--output", str(out)])
+    rc = subprocess.call([common.PY, "-m", "bench.run_bench", "--sections", "skew" if a.skew else "scoring,skew",
+                          *(["--quick"] if a.quick else []), "--output", str(out)], cwd=common.REPO)
     if a.skew and out.is_file():
         print(out.read_text(encoding="utf-8"))
     return rc
