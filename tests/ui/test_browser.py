@@ -96,7 +96,6 @@ def deployment(tmp_path_factory):
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "TURKEY_DATA_ROOT": str(root / "data"),
             "TURKEY_ARTIFACTS_ROOT": str(root / "artifacts"),
-            "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "GX_ANALYTICS_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -107,7 +106,7 @@ def deployment(tmp_path_factory):
     (root / "data" / "landing").mkdir(parents=True)
     log = root / "ui.log"
     proc = spawn(
-        [sys.executable, REPO / "scripts" / "ui.py", "--port", port, "--no-demo-data"], env=env, log_path=log, cwd=REPO
+        [sys.executable, "-m", "scripts.ui", "--port", port, "--no-demo-data"], env=env, log_path=log, cwd=REPO
     )
     deadline = time.monotonic() + 300
     while "Ctrl-C stops everything" not in log.read_text(errors="replace"):
