@@ -88,12 +88,18 @@ def test_a_retrain_on_the_same_inputs_keeps_the_champion_and_announces_nothing(e
 
 def test_new_data_is_announced_once_trains_promotes_and_reaches_the_consumer(env):
     """New labelled data -> one turkey_incoming_data event -> one queued training run -> promotion -> one
-    event per model asset -> one consumer run; the next ingest run skips (trained on)."""
+    event per model asset -> one consumer run and one scoring run that re-scores the scored batches with the
+    new champion; the next ingest run skips (trained on)."""
+    from ml.demo import generate_batch
+
     reg = Registry(env.artifacts)
     champion = reg.champion_version()
+    generate_batch(env.data / "landing" / "batches" / "week-48.json", 60, seed=31)
+    unpause = [["dags", "unpause", d] for d in ("turkey_training", "turkey_consumer", "turkey_scoring")]
+    first_scores = env.trigger(dag_id="turkey_scoring", before=unpause)  # the champion scores the batch
+    assert first_scores["tasks"] == {"score_batches": "success"}, first_scores["log"][-3000:]
     _grow(env.data / "landing" / "train.json", 400, seed=8)  # twice the data: a truly better challenger
-    unpause = [["dags", "unpause", "turkey_training"], ["dags", "unpause", "turkey_consumer"]]
-    ingest = env.trigger(dag_id="turkey_ingest", before=unpause)  # asset events queue runs of unpaused DAGs only
+    ingest = env.trigger(dag_id="turkey_ingest")  # asset events queue runs of unpaused DAGs only
     n_events = len(_model_events(ingest))
     assert ingest["tasks"]["check_landing"] == "success"
     assert [e[0] for e in ingest["events"]].count("turkey_incoming_data") == 1
@@ -103,8 +109,15 @@ def test_new_data_is_announced_once_trains_promotes_and_reaches_the_consumer(env
     assert trained["state"] == "success" and trained["tasks"]["promote"] == "success", trained["log"][-4000:]
     assert reg.champion_version() != champion
     assert sorted(_model_events(trained)[n_events:]) == [(m, reg.champion_version()) for m in sorted(MODEL_EVENTS)]
-    assert sorted(trained["queued"]) == [["turkey_incoming_data", "turkey_training"],
+    assert sorted(trained["queued"]) == [["turkey_champion_model", "turkey_scoring"],
+                                         ["turkey_incoming_data", "turkey_training"],
                                          ["turkey_submission", "turkey_consumer"]]
+    rescored = env.trigger(dag_id="turkey_scoring")  # the window, re-scored by the new champion
+    fresh = [(x["batch"], x["version"]) for n, x in rescored["events"] if n == "turkey_scores"]
+    assert set(fresh[-2:]) == {("kaggle-test", reg.champion_version()), ("week-48", reg.champion_version())}, \
+        rescored["log"][-3000:]
+    assert (env.artifacts / "submissions" / "latest.csv").read_bytes() == \
+        (env.artifacts / "scores" / "kaggle-test" / "latest.csv").read_bytes()
     consumer = env.trigger(dag_id="turkey_consumer")
     assert consumer["state"] == "success"
     assert [r[0] for r in consumer["all_runs"]].count("turkey_consumer") == 1
