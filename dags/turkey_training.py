@@ -11,7 +11,7 @@ from functools import partial
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, task
 
-from turkey_airflow import notify, tasks
+from turkey_airflow import mirror, notify, tasks
 from turkey_airflow.approval import PromotionApproval
 from turkey_airflow.assets import INCOMING_DATA, MODEL, SUBMISSION
 from turkey_airflow.console.console_links import ModelVersionLink, ValidationReportLink
@@ -57,10 +57,12 @@ with DAG(
                     trigger_rule="none_failed_min_one_success",
                     on_success_callback=notify.TurkeyNotifier("promoted"))(registered)
     cleaned = step(tasks.cleanup, task_id="cleanup", trigger_rule="none_failed")()
+    # Optional: the registry mirrored to MLflow (skipped without a tracking server; never fails the run).
+    mirrored = step(mirror.mirror_to_mlflow, task_id="mirror_to_mlflow", trigger_rule="none_failed", retries=0)()
     # Extra links in the task view, to the model console pages (turkey_airflow.plugins).
     validated.operator.operator_extra_links = (ValidationReportLink(),)
     registered.operator.operator_extra_links = promoted.operator.operator_extra_links = (ModelVersionLink(),)
     gate >> registered
     decided >> [approval, promoted]
     approval >> promoted
-    promoted >> cleaned
+    promoted >> cleaned >> mirrored

@@ -9,6 +9,7 @@ params.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -184,7 +185,7 @@ def _decision_text(d: dict) -> str:
 
 
 def cmd_models(a) -> int:
-    """``turkey models list|show|promote|doctor``: the model registry."""
+    """``turkey models list|show|promote|doctor|sync-mlflow``: the model registry (and its MLflow mirror)."""
     from ml.registry import Registry
     from ml.registry.doctor import doctor
     from ml.registry.views import describe, version_rows
@@ -233,6 +234,14 @@ def cmd_models(a) -> int:
         print(f"champion is now {ptr['version']} (was {ptr['previous']}); recorded in {reg.audit_dir}")
         if ptr.get("repaired_pointer"):
             print(f"repaired: {ptr['repaired_pointer']}")
+        _mirror_note(reg)
+        return 0
+    if a.models_cmd == "sync-mlflow":
+        from ml import mlflow_mirror
+
+        with contextlib.redirect_stdout(sys.stderr):  # MLflow prints "View run ..." lines on stdout
+            done = mlflow_mirror.sync(reg)
+        _print_json(done) if a.json else print(mlflow_mirror.describe(done))
         return 0
     if a.models_cmd == "doctor":
         report = doctor(reg, repair=a.repair, orphan_min_age_s=a.orphan_min_age * 60)
@@ -246,8 +255,20 @@ def cmd_models(a) -> int:
                 mark = "fixed" if f["repaired"] else "PROBLEM"
                 print(f"{mark}: [{f['check']}] {f['path']}: {f['problem']} -> {f['action']}")
             print("ok" if report["ok"] else "problems remain")
+        if any(f["repaired"] for f in report["findings"]):
+            _mirror_note(reg)
         return 0 if report["ok"] else 1
     return 2
+
+
+def _mirror_note(reg) -> None:
+    """After the champion moved: bring the MLflow mirror up to date (when on; bounded, never fails)."""
+    from ml import mlflow_mirror
+
+    out = mlflow_mirror.catch_up(reg)
+    if out["status"] != "off":
+        print(f"mlflow: {out['status']}" + (f" ({out['reason']}); `turkey models sync-mlflow` catches up"
+                                            if out.get("reason") else ""))
 
 
 def _rules_epilog() -> str:
@@ -385,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
     x.add_argument("--orphan-min-age", type=float, default=60.0, metavar="MINUTES",
                    help="remove only temporary leftovers older than this (default 60; 0 = all)")
+    x.add_argument("--json", action="store_true")
+    x = ms.add_parser("sync-mlflow", help="mirror the registry into MLflow ($MLFLOW_TRACKING_URI): runs, model "
+                      "versions, the champion alias, scoring runs; idempotent (docs/mlflow.md)")
     x.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_models)
     return p

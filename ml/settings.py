@@ -47,6 +47,9 @@ class Settings:
     registry_lock_timeout_s: float = _setting(120.0, "longest wait for the registry lock (then RegistryBusy)", 0)
     registry_lock_stale_s: float = _setting(600.0, "an object-store lock older than this is broken", 0)
     git_commit: str | None = _setting(None, "recorded in manifests where the code is not a git checkout")
+    mlflow_experiment: str = _setting("turkey", "MLflow mirror: experiments <name>-training and <name>-scoring")
+    mlflow_model_name: str = _setting("turkey_classifier", "MLflow mirror: the registered model (alias champion)")
+    mlflow_timeout_s: float = _setting(120.0, "MLflow mirror: the longest a catch-up may take (then it lags)", 1)
 
     @classmethod
     def from_env(cls, environ=None) -> Settings:

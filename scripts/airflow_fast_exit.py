@@ -31,6 +31,20 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def stop_listeners() -> None:
+    """Give Airflow's listeners their ``before_stopping`` call, which a fast exit would skip: the OpenLineage
+    provider's listener shuts down the process pool that sends DAG-run events (left running, its worker
+    outlives this process and holds the caller's output pipe open). Nothing when no listener is loaded."""
+    try:
+        from airflow.listeners.listener import get_listener_manager
+
+        manager = get_listener_manager()
+        if manager.has_listeners:
+            manager.hook.before_stopping(component=None)
+    except Exception as exc:  # noqa: BLE001 - exiting anyway; say why the pool may linger
+        print(f"warning: Airflow listeners not stopped: {exc}", file=sys.stderr)
+
+
 def main_all(argv: list[str]) -> int:
     """Run each ``:::``-separated command of ``argv`` with :func:`main`; the first non-zero status, else 0."""
     command: list[str] = []
@@ -46,6 +60,7 @@ def main_all(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     status = main_all(sys.argv[1:])
+    stop_listeners()
     logging.shutdown()  # flush and close every log handler (task log files included)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -8,7 +8,9 @@ import logging
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
+from turkey_airflow import lineage
 from turkey_airflow.assets import SCORES, SCORES_BY_BATCH, scores_announcement
+from turkey_airflow.mirror import mlflow_environment
 from turkey_airflow.tasks import task_body
 
 log = logging.getLogger(__name__)
@@ -38,8 +40,16 @@ def score_batches() -> dict:
         latest = reg.display(store.path(record["batch"], "latest.csv"))
         ctx["outlet_events"][SCORES_BY_BATCH].add(SCORES, extra=scores_announcement(record, latest))
     store.mark_announced(report["announce"])
+    lineage.record(inputs=[lineage.model_dataset(reg, report["champion"])]
+                   + [lineage.dataset(r["input_file"], version=r["input_sha256"]) for r in report["announce"]],
+                   outputs=[lineage.dataset(reg.display(store.path(r["batch"], "latest.csv")), version=r["version"])
+                            for r in report["announce"]], context=ctx)
     summary = {"champion": report["champion"], "announced": [r["batch"] for r in report["announce"]],
                "batches": [{k: v for k, v in b.items() if k != "record"} for b in report["batches"]]}
+    if mlflow_environment():  # the scorings mirrored to MLflow (bounded; never fails the run)
+        from ml import mlflow_mirror
+
+        summary["mlflow"] = mlflow_mirror.catch_up(reg)["status"]
     for b in summary["batches"]:
         log.info("batch %s: %s%s", b["batch"], b["status"], f" ({b['reason']})" if b.get("reason") else "")
     return summary

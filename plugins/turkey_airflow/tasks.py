@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from turkey_airflow import lineage
 from turkey_airflow.assets import champion_announcement
 from turkey_airflow.runtime import setup_task_process
 
@@ -76,8 +77,18 @@ def validate() -> Validated:
     cfg = run_config(ctx)
     test = resolve_input(cfg.test_file) if cfg.test_file else None
     run = _run_dir(ctx)
-    return validate_inputs(resolve_input(cfg.train_file), test, run, min_records=cfg.min_records,
-                           report_dir=run / "validation")
+    validated = validate_inputs(resolve_input(cfg.train_file), test, run, min_records=cfg.min_records,
+                                report_dir=run / "validation")
+    lineage.record(inputs=_input_datasets(cfg, validated), context=ctx)
+    return validated
+
+
+def _input_datasets(cfg, validated) -> list[dict]:
+    """The run's training and test files as lineage datasets, versioned by their sha256."""
+    from ml.settings import resolve_input
+
+    files = [(cfg.train_file, validated["train_sha256"]), (cfg.test_file, validated.get("test_sha256"))]
+    return [lineage.dataset(resolve_input(f), version=sha) for f, sha in files if f]
 
 
 @task_body
@@ -143,6 +154,7 @@ def register(validated: Validated, trained: TrainedVsChampion, metrics: Metrics)
     # What this run trained on, where the ingest check looks: it announces only data not trained on yet.
     ingest_state.record_trained({"train.json": validated["train_sha256"]},
                                 run_id=dr.run_id, version=version, at=now_iso())
+    lineage.record(inputs=_input_datasets(cfg, validated), outputs=[lineage.model_dataset(reg, version)], context=ctx)
     log.info("%s model version %s at %s", "registered" if created else "kept existing", version, path)
     return {"version": version, "path": str(path), "created": created, **decision}
 
@@ -176,6 +188,8 @@ def promote(registered: dict) -> dict:
     pointer = promotion.promote(reg, registered, approval=approval, run_id=ctx["dag_run"].run_id)
     for asset, extra in champion_announcement(reg, version).items():
         ctx["outlet_events"][asset].extra = extra
+    lineage.record(inputs=[lineage.model_dataset(reg, version)],
+                   outputs=[lineage.dataset(reg.submission_path(), version=version)], context=ctx)
     log.info("champion is now %s; submission %s", version, reg.submission_path())
     _record_lineage(reg, _run_dir(ctx))
     return {"version": version, "previous": pointer.get("previous"), "reason": registered["reason"],

@@ -43,6 +43,7 @@ def test_training_graph_and_queues(dagbag):
         ("decide", "promote"),
         ("approve_promotion", "promote"),
         ("promote", "cleanup"),
+        ("cleanup", "mirror_to_mlflow"),
     }
     assert edges == expected
     queues = {t.task_id: t.queue for t in dag.tasks}

@@ -44,12 +44,14 @@ def main(spec: dict) -> int:
     """Run ``spec["commands"]`` (each the arguments of one ``airflow`` command), then print the result of
     ``spec["result_of"]`` (a dag id) when given."""
     from scripts.airflow_fast_exit import main as airflow
+    from scripts.airflow_fast_exit import stop_listeners
 
     for command in spec.get("commands", []):
         status = airflow(command)
         print(f"COMMAND {status} {json.dumps(command)}", flush=True)
     if spec.get("result_of"):
         print("RESULT " + json.dumps(result(spec["result_of"]), default=str), flush=True)
+    stop_listeners()
     return 0
 
 

@@ -230,6 +230,9 @@ def create_app() -> FastAPI:
         action = "rollback" if verb == "roll back" else "promote"
         pointer = change_champion(reg, version, name, why, champ, action)
         announce(reg, version)
+        from turkey_airflow.mirror import catch_up_in_background
+
+        catch_up_in_background(reg)  # the MLflow alias follows (when a tracking server is set); never blocks
         log.info(
             "console: %s made %s the champion (%s, previous %s): %s",
             name,
