@@ -78,7 +78,9 @@ mlflow: install-mlflow  ## an MLflow tracking server on 127.0.0.1:$(MLFLOW_PORT)
 	@source scripts/env.sh && exec $(MLFLOW_VENV)/bin/python -m scripts.mlflow_server --port $(MLFLOW_PORT)
 
 test-mlflow: install-mlflow  ## the MLflow mirror and the OpenLineage events against a real tracking server (tests/integrations)
-	@export TURKEY_VENV=$(MLFLOW_VENV) && source scripts/env.sh && $(MLFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integrations
+	@export TURKEY_VENV=$(MLFLOW_VENV) && source scripts/env.sh && $(MLFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/integrations \
+	  --cov=ml.mlflow_mirror --cov=turkey_airflow.mirror --cov=turkey_airflow.lineage --cov=turkey_airflow.lineage_extractor \
+	  --cov-config=tests/integrations/coverage.cfg --cov-report=term-missing --cov-fail-under=85
 
 lint: install
 	@$(VENV)/bin/ruff check ml plugins dags tests bench

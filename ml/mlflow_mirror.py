@@ -44,6 +44,8 @@ LOCK_NAME = ".mlflow-mirror.lock"
 #: Written last on a mirrored run: a run without it was cut off and is logged again.
 COMPLETE_TAG, COMPLETE = "turkey.mirror", "complete"
 ALIAS = "champion"
+#: The MLflow UI shows an experiment of this kind as model training (not GenAI evaluation).
+EXPERIMENT_KIND = "mlflow.experimentKind"
 #: Run artifacts copied from a version folder (when present).
 VERSION_ARTIFACTS = ("metrics.json", "history.json", "curves.png", "profile.json", "manifest.json")
 
@@ -221,7 +223,9 @@ class _Mirror:
         found = self.client.get_experiment_by_name(name)
         if found is not None and found.lifecycle_stage == "deleted":
             self.client.restore_experiment(found.experiment_id)
-        return found.experiment_id if found is not None else self.client.create_experiment(name)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(name, tags={EXPERIMENT_KIND: "custom_model_development"})
 
     def run(self) -> dict:
         import shutil
@@ -277,7 +281,9 @@ class _Mirror:
                 "git_commit": str(m.get("git_commit")), "turkey.gate": str((m.get("gate") or {}).get("decision")),
                 "turkey.train_sha256": str((m.get("inputs") or {}).get("train_sha256")),
                 "mlflow.source.name": "turkey_training", "mlflow.runName": version}
-        run = self.client.create_run(self.training, run_name=version, tags=tags)
+        end = _ms(m.get("created_at"))  # the run's times: its training, which ended when the manifest was made
+        start = end - int(1000 * metrics["train_seconds"]) if end and _number(metrics.get("train_seconds")) else end
+        run = self.client.create_run(self.training, run_name=version, tags=tags, start_time=start)
         rid = run.info.run_id
         params = _flat("", {**(m.get("params") or {}), "recipe": metrics.get("recipe") or {},
                             "inputs": m.get("inputs") or {}}, {})
@@ -299,6 +305,7 @@ class _Mirror:
         model_uri = self._log_model(rid, self._local(reg.version_path(version, "model.keras")))
         self.client.set_tag(rid, "turkey.model_uri", model_uri)
         self.client.set_tag(rid, COMPLETE_TAG, COMPLETE)
+        self.client.set_terminated(rid, "FINISHED", end_time=end)
         self.done["runs_logged"] += 1
         log.info("MLflow run %s for version %s", rid, version)
         return self.client.get_run(rid)
@@ -309,6 +316,7 @@ class _Mirror:
         an input example fails in MLflow 3.17's Keras flavour (it writes the example before creating the
         model folder)."""
         import keras
+        from mlflow.entities import LoggedModelOutput
         from mlflow.models import infer_signature
 
         import ml.model  # noqa: F401  (registers AttentionPooling)
@@ -325,6 +333,7 @@ class _Mirror:
         logged = self.client.create_logged_model(self.training, name="model", source_run_id=run_id)
         self.client.log_model_artifacts(logged.model_id, str(folder))
         self.client.finalize_logged_model(logged.model_id, "READY")
+        self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         return f"models:/{logged.model_id}"
 
     def _model_version(self, version: str, run) -> str:
@@ -386,7 +395,8 @@ class _Mirror:
         batch, version = record["batch"], record["version"]
         tags = {"turkey.scoring": key, "turkey.batch": batch, "turkey.version": version,
                 "run_id": str(record.get("run_id")), "mlflow.runName": f"{batch} by {version}"}
-        run = self.client.create_run(self.scoring, run_name=f"{batch} by {version}", tags=tags)
+        run = self.client.create_run(self.scoring, run_name=f"{batch} by {version}", tags=tags,
+                                     start_time=_ms(record.get("scored_at")))
         rid = run.info.run_id
         for k, v in {"batch": batch, "version": version, "input_sha256": record.get("input_sha256")}.items():
             self.client.log_param(rid, k, str(v))
@@ -399,9 +409,20 @@ class _Mirror:
             self.client.log_artifact(rid, str(self._local(csv_path)), "scores")
         self.client.log_dict(rid, record, "scoring.json")
         self.client.set_tag(rid, COMPLETE_TAG, COMPLETE)
+        self.client.set_terminated(rid, "FINISHED", end_time=_ms(record.get("scored_at")))
         self.done["scoring_runs_logged"] += 1
         return self.client.get_run(rid)
 
 
 def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
+
+
+def _ms(iso: str | None) -> int | None:
+    """Milliseconds since the epoch of an ISO 8601 time (``...Z``); None when absent or unreadable."""
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None

@@ -35,10 +35,13 @@ def stop_listeners() -> None:
     """Give Airflow's listeners their ``before_stopping`` call, which a fast exit would skip: the OpenLineage
     provider's listener shuts down the process pool that sends DAG-run events (left running, its worker
     outlives this process and holds the caller's output pipe open). Nothing when no listener is loaded."""
+    listener = sys.modules.get("airflow.listeners.listener")
+    if listener is None:
+        return
     try:
-        from airflow.listeners.listener import get_listener_manager
-
-        manager = get_listener_manager()
+        if not listener.get_listener_manager.cache_info().currsize:
+            return  # never asked for (e.g. `airflow version`): loading the plugins now would only cost
+        manager = listener.get_listener_manager()
         if manager.has_listeners:
             manager.hook.before_stopping(component=None)
     except Exception as exc:  # noqa: BLE001 - exiting anyway; say why the pool may linger

@@ -33,8 +33,10 @@ def record(inputs=(), outputs=(), context=None) -> None:
     """Say what the running task read (``inputs``) and wrote (``outputs``): :func:`dataset` entries."""
     from airflow.sdk import get_current_context
 
-    ti = (context or get_current_context())["ti"]
-    RECORDED[(ti.dag_id, ti.task_id, ti.run_id)] = {"inputs": list(inputs), "outputs": list(outputs)}
+    ti = (context or get_current_context()).get("ti")
+    key = tuple(getattr(ti, a, None) for a in ("dag_id", "task_id", "run_id"))
+    if None not in key:  # lineage never fails a task: a context without a task instance records nothing
+        RECORDED[key] = {"inputs": list(inputs), "outputs": list(outputs)}
 
 
 def recorded(dag_id: str, task_id: str, run_id: str) -> dict | None:
