@@ -110,6 +110,38 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------- section 7 of bench.run_bench
+def collect(cfg: dict) -> dict:
+    """Section 7: the simulation (200 lineages of 30 steps; 20 in a quick run), seed 0."""
+    return simulate(lineages=20 if cfg.get("tag") == "quick" else 200, steps=30, seed=0)
+
+
+def figures(result: dict):
+    """Section 7's headlines: what the default (lineage) rule loses at drift -0.005 after 30 steps (target: at
+    most the tolerance) and how often it promotes an equally good challenger."""
+    from bench.common import Figure
+
+    by = {(r["name"], x["drift"]): x for r in result["rules"] for x in r["results"]}
+    name = next(r["name"] for r in result["rules"] if r["default"])
+    return [Figure("AUC lost after 30 promotions of challengers 0.005 worse each, default rule",
+                   by[(name, -0.005)]["cumulative_loss_30"], "", "<=", result["tolerance"], digits=4),
+            Figure("share of equally good challengers promoted, default rule", by[(name, 0.0)]["promoted_share"],
+                   digits=3)]
+
+
+def render(result: dict) -> str:
+    """Section 7: what the simulation is, then :func:`table`."""
+    return "\n".join([
+        f"{result['lineages']} simulated lineages of {result['steps']} promotions per drift (seed {result['seed']}), "
+        "each challenger's true AUC the previous one's plus the drift, judged by the real gate "
+        f"(`ml.promotion.champion_gate`, DeLong, {result['confidence']:.0%} confidence, tolerance "
+        f"{result['tolerance']}) on a fresh Kaggle-size gate set of {result['n_records']} records per step. "
+        "*per-step*: each challenger against the current champion only (the rule before issue 22); *lineage* "
+        "(the default): also against the lineage reference (docs/gate.md). AUC lost after K steps: the start AUC "
+        "minus the champion's true AUC, mean over lineages (negative: a gain). Also alone: "
+        "`python -m bench.gate_chain` (`--json`).", "", table(result)])
+
+
 def main(argv=None) -> int:
     """Print the simulation's result (``--json``: one JSON object; else a Markdown table)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

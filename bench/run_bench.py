@@ -24,7 +24,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import common, deployed, gpu_check, overhead, quality, scale, scoring
+from bench import common, deployed, gate_chain, gpu_check, overhead, quality, scale, scoring
 from bench.common import OUT, REPO, md_table
 
 # name -> (number, title, collect, render, figures)
@@ -41,6 +41,8 @@ SECTIONS = {
                 scoring.figures),
     "skew": ("6b", "Training-serving skew: the threshold's evidence", scoring.collect_skew, scoring.render_skew,
              scoring.figures_skew),
+    "gate": ("7", "The champion/challenger gate over a lineage", gate_chain.collect, gate_chain.render,
+             gate_chain.figures),
 }
 SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
 RELIABILITY = ("<!-- reliability:start", "<!-- reliability:end -->")  # tests.faults.summary's markers

@@ -43,3 +43,11 @@ def test_the_json_output_has_the_documented_shape(capsys):
     assert set(row) == {"drift", "promoted_share", "cumulative_loss_10", "cumulative_loss_30"}
     assert [r["drift"] for r in out["rules"][0]["results"]] == list(gate_chain.DRIFTS)
     assert "| rule |" in gate_chain.table(out)
+
+
+def test_section_7_renders_the_table_and_judges_the_default_rule(result):
+    loss, share = gate_chain.figures(result)
+    assert loss.value == _row(result, "lineage", -0.005)["cumulative_loss_30"] and loss.verdict() == "met"
+    assert share.value == _row(result, "lineage", 0.0)["promoted_share"] and share.verdict() == ""
+    text = gate_chain.render(result)
+    assert "**lineage (default)**" in text and "| -0.005 |" in text and "seed 1" in text
