@@ -216,6 +216,9 @@ class _Mirror:
         self.model_name = s.mlflow_model_name
         self.training = self._experiment(f"{s.mlflow_experiment}-training")
         self.scoring = self._experiment(f"{s.mlflow_experiment}-scoring")
+        from ml.scoring.store import ScoreStore
+
+        self.store = ScoreStore(registry)
         self.work = Path(tempfile.mkdtemp(prefix="turkey-mlflow-"))
         self.done = {"runs_logged": 0, "model_versions_created": 0, "scoring_runs_logged": 0, "replaced": 0}
 
@@ -232,10 +235,11 @@ class _Mirror:
 
         try:
             runs = self._runs(self.training, "turkey.version")
+            by_run = self._model_versions()
             numbers = {}
             for version in self.registry.versions():
                 run = runs.get(version) or self._log_version(version)
-                numbers[version] = self._model_version(version, run)
+                numbers[version] = by_run.get(run.info.run_id) or self._create_model_version(version, run)
             self._set_alias(numbers)
             scoring = self._runs(self.scoring, "turkey.scoring")
             for key, record, published in self._scorings():
@@ -302,7 +306,7 @@ class _Mirror:
             if reg.storage.isfile(reg.version_path(version, name)):
                 self.client.log_artifact(rid, str(self._local(reg.version_path(version, name))))
         self.client.log_dict(rid, m.get("gate") or {}, "decision.json")
-        model_uri = self._log_model(rid, self._local(reg.version_path(version, "model.keras")))
+        model_uri = self._log_model(rid, Path(reg.fetch_model(version, self.work)))
         self.client.set_tag(rid, "turkey.model_uri", model_uri)
         self.client.set_tag(rid, COMPLETE_TAG, COMPLETE)
         self.client.set_terminated(rid, "FINISHED", end_time=end)
@@ -336,8 +340,8 @@ class _Mirror:
         self.client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         return f"models:/{logged.model_id}"
 
-    def _model_version(self, version: str, run) -> str:
-        """The registered model's version for ``run`` (created once: found again by its run id)."""
+    def _model_versions(self) -> dict:
+        """``{run id: model version}`` of the registered model (created here when it does not exist yet)."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -346,9 +350,16 @@ class _Mirror:
             self.client.create_registered_model(
                 self.model_name, description="Mirrored from the turkey-pipeline registry; the champion alias "
                                              "follows champion.json there.")
-        found = self.client.search_model_versions(f"name='{self.model_name}' and run_id='{run.info.run_id}'")
-        if found:
-            return found[0].version
+        out, token = {}, None
+        while True:
+            page = self.client.search_model_versions(f"name='{self.model_name}'", page_token=token)
+            out.update({mv.run_id: mv.version for mv in page})
+            token = page.token
+            if not token:
+                return out
+
+    def _create_model_version(self, version: str, run) -> str:
+        """A model version for ``run``'s logged model (found again by its run id next time)."""
         uri = run.data.tags["turkey.model_uri"]
         mv = self.client.create_model_version(self.model_name, uri, run_id=run.info.run_id,
                                               tags={"turkey.version": version}, model_id=uri.split("/")[-1])
@@ -377,9 +388,7 @@ class _Mirror:
 
     def _scorings(self):
         """``(key, record, published)`` of every scoring in the registry's ``scores/`` folder."""
-        from ml.scoring.store import ScoreStore
-
-        store = ScoreStore(self.registry)
+        store = self.store
         for batch in store.batches():
             latest = store.latest(batch) or {}
             for record in store.history(batch):
@@ -389,21 +398,20 @@ class _Mirror:
                 yield key, {**record, "batch": batch}, published
 
     def _log_scoring(self, key: str, record: dict):
-        from ml.scoring.store import ScoreStore
+        from mlflow.entities import Metric, Param
 
-        store = ScoreStore(self.registry)
-        batch, version = record["batch"], record["version"]
+        store, batch, version = self.store, record["batch"], record["version"]
         tags = {"turkey.scoring": key, "turkey.batch": batch, "turkey.version": version,
                 "run_id": str(record.get("run_id")), "mlflow.runName": f"{batch} by {version}"}
         run = self.client.create_run(self.scoring, run_name=f"{batch} by {version}", tags=tags,
                                      start_time=_ms(record.get("scored_at")))
-        rid = run.info.run_id
-        for k, v in {"batch": batch, "version": version, "input_sha256": record.get("input_sha256")}.items():
-            self.client.log_param(rid, k, str(v))
+        rid, at = run.info.run_id, _ms(record.get("scored_at")) or int(time.time() * 1000)
         numbers = {k: v for k, v in _flat("", {"rows": record.get("rows"), "skew": record.get("skew") or {}},
                                           {}).items() if _number(v)}
-        for k, v in numbers.items():
-            self.client.log_metric(rid, k, float(v))
+        self.client.log_batch(
+            rid, params=[Param(k, str(v)) for k, v in
+                         {"batch": batch, "version": version, "input_sha256": record.get("input_sha256")}.items()],
+            metrics=[Metric(k, float(v), at, 0) for k, v in numbers.items()])
         csv_path = store.path(batch, f"{version}.csv")
         if self.registry.storage.isfile(csv_path):
             self.client.log_artifact(rid, str(self._local(csv_path)), "scores")

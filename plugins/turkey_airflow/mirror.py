@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 
+from turkey_airflow.tasks import task_body
+
 log = logging.getLogger(__name__)
 
 CONNECTION_ID = "turkey_mlflow"
@@ -57,6 +59,7 @@ def mlflow_environment() -> str | None:
     return uri
 
 
+@task_body
 def mirror_to_mlflow() -> dict:
     """Task body: bring MLflow up to date with the registry (this run's version, the champion alias, any
     lag). Skipped when no tracking server is configured; never fails the run (a lag is logged once)."""
@@ -64,9 +67,7 @@ def mirror_to_mlflow() -> dict:
 
     from ml import mlflow_mirror
     from ml.registry import Registry
-    from turkey_airflow.runtime import setup_task_process
 
-    setup_task_process()
     if not mlflow_environment():
         raise AirflowSkipException(f"no MLflow tracking server (MLFLOW_TRACKING_URI or connection {CONNECTION_ID})")
     out = mlflow_mirror.catch_up(Registry())
